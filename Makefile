@@ -1,0 +1,44 @@
+# portsyncd: `make run` (a live demo) and `make test` (every test) on a fresh Debian 12 machine, as root.
+SHELL := /bin/bash
+SWIFT ?= swift
+CONFIGURATION ?= debug
+BIN := .build/$(CONFIGURATION)/portsyncd
+
+APT_PACKAGES := libmnl-dev libhiredis-dev libsystemd-dev redis-server redis-tools pkg-config iproute2 python3 python3-pip systemd
+PY_PACKAGES := redis pytest
+
+.PHONY: all deps build run test test-unit test-integration bench format lint clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh $(APT_PACKAGES) -- $(PY_PACKAGES)
+
+build: deps
+	$(SWIFT) build -c $(CONFIGURATION)
+
+run: build
+	PORTSYNCD_BIN=$(BIN) scripts/demo.sh
+
+test: build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
+
+test-unit: build
+	$(SWIFT) test
+
+test-integration: build
+	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
+
+bench: deps
+	scripts/bench.sh
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+
+clean:
+	rm -rf .build .bench

@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "portsyncd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "portsyncd", targets: ["portsyncd"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        // System libraries: a module map and a shim header each, nothing else. hiredis is found without
+        // pkg-config: its .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM warns about, and its headers are in the
+        // default include path as <hiredis/…>.
+        .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // Pure domain: no I/O, no C libraries.
+        .target(
+            name: "PortSyncCore",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict
+        ),
+        // Every C call, socket and Dispatch source.
+        .target(
+            name: "PortSyncRuntime",
+            dependencies: [
+                "PortSyncCore", "CMnl", "CHiredis", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "portsyncd",
+            dependencies: [
+                "PortSyncCore", "PortSyncRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(
+            name: "PortSyncRuntimeTests",
+            dependencies: ["PortSyncCore", "PortSyncRuntime", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,68 @@
+/// portsyncd's settings: an immutable, validated value decoded from the TOML file.
+///
+/// Every setting has a default, so a missing file means `Config()` (SONiC needs none, statement 1). The shipped
+/// `etc/portsyncd.toml` documents each key with its default and unit; a test keeps the two equal.
+public struct Config: Sendable, Hashable {
+    public struct Redis: Sendable, Hashable {
+        /// SONiC's database map (socket, ids and separators).
+        public var databaseConfig = SonicDatabaseConfig.defaultPath
+        /// Overrides the unix socket of the database map's instance; empty means the map's.
+        public var unixSocket = ""
+        /// First delay before reconnecting to Redis, in milliseconds.
+        public var reconnectInitialMs = 100
+        /// Longest delay between reconnect attempts, in milliseconds.
+        public var reconnectMaxMs = 5000
+    }
+
+    public struct Netlink: Sendable, Hashable {
+        /// The netlink receive buffer, in bytes (`SO_RCVBUFFORCE`, else `SO_RCVBUF`).
+        public var receiveBufferBytes = 32 * 1024 * 1024
+    }
+
+    public struct Sonic: Sendable, Hashable {
+        /// `false` (SONiC): `Ethernet*` interfaces present at a cold start are old, brought down and ignored.
+        /// `true`: they are adopted and synced like new ones (for use outside SONiC).
+        public var adoptExistingInterfaces = false
+    }
+
+    public struct Daemon: Sendable, Hashable {
+        /// How long a stop may take to flush pending Redis writes, in milliseconds.
+        public var shutdownTimeoutMs = 5000
+        /// How often `STATUS=` is refreshed, in milliseconds.
+        public var statusIntervalMs = 1000
+    }
+
+    public struct Log: Sendable, Hashable {
+        /// The least severe level logged.
+        public var level = "notice"
+    }
+
+    public var redis = Redis()
+    public var netlink = Netlink()
+    public var sonic = Sonic()
+    public var daemon = Daemon()
+    public var log = Log()
+
+    public init() {}
+
+    /// The log levels `log.level` accepts, least severe first.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+}
+
+/// A configuration error that points into the file.
+public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public var message: String
+
+    public init(file: String, line: Int, column: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    /// `file:line:col: message`, the way compilers say it.
+    public var description: String { "\(self.file):\(self.line):\(self.column): \(self.message)" }
+}

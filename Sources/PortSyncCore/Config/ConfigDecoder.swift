@@ -1,0 +1,170 @@
+internal import TOMLKit
+
+/// Decodes the TOML text of a portsyncd configuration into a validated `Config`.
+///
+/// Syntax errors, unknown sections or keys, wrong types and out-of-range values all throw a `ConfigError` that
+/// names the file, line and column.
+public enum ConfigDecoder {
+    public static func decode(_ text: String, file: String) throws(ConfigError) -> Config {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(
+                file: file, line: error.source.begin.line, column: error.source.begin.column,
+                message: "syntax error: \(error.description)")
+        } catch {
+            throw ConfigError(file: file, line: 1, column: 1, message: "cannot parse: \(error)")
+        }
+        let locator = TOMLKeyLocator(text: text)
+        let schema = Config.schema
+        var config = Config()
+        for section in root.keys.sorted() {
+            let position = locator.section(section)
+            guard schema.contains(where: { $0.section == section }) else {
+                throw ConfigError(
+                    file: file, line: position.line, column: position.column,
+                    message: "unknown section \"\(section)\" (known: \(Self.sections(schema)))")
+            }
+            guard let table = root[section]?.table else {
+                throw ConfigError(
+                    file: file, line: position.line, column: position.column,
+                    message: "\"\(section)\" must be a table ([\(section)])")
+            }
+            for key in table.keys.sorted() {
+                let at = locator.key(key, in: section)
+                func fail(_ message: String) -> ConfigError {
+                    ConfigError(file: file, line: at.line, column: at.column, message: message)
+                }
+                guard let setting = schema.first(where: { $0.section == section && $0.key == key }) else {
+                    let known = schema.filter { $0.section == section }.map(\.key).joined(separator: ", ")
+                    throw fail("unknown key \"\(key)\" in [\(section)] (known: \(known))")
+                }
+                guard let value = table[key] else { continue }
+                let name = "\(section).\(key)"
+                switch setting.kind {
+                case .integer(let range, let path):
+                    guard value.type == .int, let number = value.int else {
+                        throw fail("\(name) must be \(setting.typeName), not \(value.type)")
+                    }
+                    guard range.contains(number) else {
+                        throw fail("\(name) = \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+                    }
+                    config[keyPath: path] = number
+                case .boolean(let path):
+                    guard value.type == .bool, let flag = value.bool else {
+                        throw fail("\(name) must be \(setting.typeName), not \(value.type)")
+                    }
+                    config[keyPath: path] = flag
+                case .path(let path, let allowEmpty):
+                    guard value.type == .string, let string = value.string else {
+                        throw fail("\(name) must be \(setting.typeName), not \(value.type)")
+                    }
+                    if string.isEmpty && !allowEmpty { throw fail("\(name) must not be empty") }
+                    if !string.isEmpty && !string.hasPrefix("/") {
+                        throw fail("\(name) = \"\(string)\" must be an absolute path")
+                    }
+                    if string.utf8.contains(0) { throw fail("\(name) must not contain a NUL byte") }
+                    config[keyPath: path] = string
+                case .choice(let allowed, let path):
+                    guard value.type == .string, let string = value.string else {
+                        throw fail("\(name) must be \(setting.typeName), not \(value.type)")
+                    }
+                    guard allowed.contains(string) else {
+                        throw fail("\(name) = \"\(string)\" is not one of \(allowed.joined(separator: ", "))")
+                    }
+                    config[keyPath: path] = string
+                }
+            }
+        }
+        if config.redis.reconnectInitialMs > config.redis.reconnectMaxMs {
+            let at = locator.key("reconnect_initial_ms", in: "redis")
+            throw ConfigError(
+                file: file, line: at.line, column: at.column,
+                message: "redis.reconnect_initial_ms (\(config.redis.reconnectInitialMs)) must not exceed "
+                    + "redis.reconnect_max_ms (\(config.redis.reconnectMaxMs))")
+        }
+        return config
+    }
+
+    private static func sections(_ schema: [ConfigSetting]) -> String {
+        var seen: [String] = []
+        for setting in schema where !seen.contains(setting.section) { seen.append(setting.section) }
+        return seen.joined(separator: ", ")
+    }
+}
+
+/// Finds where a section header or a key is written in TOML text, for error positions (TOMLKit reports positions
+/// only for syntax errors). It understands `[section]` headers, `key = value` lines and dotted `section.key`.
+struct TOMLKeyLocator {
+    struct Position {
+        var line: Int
+        var column: Int
+    }
+
+    private let lines: [Substring]
+
+    init(text: String) {
+        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    func section(_ name: String) -> Position {
+        for (index, line) in self.lines.enumerated() {
+            let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
+            if trimmed.hasPrefix("[") && self.header(trimmed) == name {
+                return Position(line: index + 1, column: line.count - trimmed.count + 1)
+            }
+            if let column = self.keyColumn(line, key: name) { return Position(line: index + 1, column: column) }
+            if let column = self.keyColumn(line, key: name + ".", prefixOnly: true) {
+                return Position(line: index + 1, column: column)
+            }
+        }
+        return Position(line: 1, column: 1)
+    }
+
+    func key(_ key: String, in section: String) -> Position {
+        var current = ""
+        for (index, line) in self.lines.enumerated() {
+            let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
+            if trimmed.hasPrefix("[") {
+                current = self.header(trimmed)
+                continue
+            }
+            if current == section, let column = self.keyColumn(line, key: key) {
+                return Position(line: index + 1, column: column)
+            }
+            if current.isEmpty, let column = self.keyColumn(line, key: section + "." + key) {
+                return Position(line: index + 1, column: column)
+            }
+        }
+        return self.section(section)
+    }
+
+    private func header(_ trimmed: Substring) -> String {
+        let inner = trimmed.drop(while: { $0 == "[" }).prefix(while: { $0 != "]" })
+        return inner.trimmingSpaces.replacingOccurrences(of: "\"", with: "")
+    }
+
+    private func keyColumn(_ line: Substring, key: String, prefixOnly: Bool = false) -> Int? {
+        let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
+        let column = line.count - trimmed.count + 1
+        for candidate in [key, "\"" + key + "\""] where trimmed.hasPrefix(candidate) {
+            if prefixOnly { return column }
+            let rest = trimmed.dropFirst(candidate.count).drop(while: { $0 == " " || $0 == "\t" })
+            if rest.hasPrefix("=") { return column }
+        }
+        return nil
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}
+
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        self.split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}

@@ -1,0 +1,54 @@
+/// The table of every configuration key: where it lives, its type, its range and where it goes in `Config`.
+///
+/// The decoder walks this table, so a key cannot be accepted without being range-checked, and the shipped file
+/// test walks it too, so a key cannot be added without being documented.
+public struct ConfigSetting {
+    public enum Kind {
+        case integer(ClosedRange<Int>, WritableKeyPath<Config, Int>)
+        case boolean(WritableKeyPath<Config, Bool>)
+        case path(WritableKeyPath<Config, String>, allowEmpty: Bool)
+        case choice([String], WritableKeyPath<Config, String>)
+    }
+
+    public var section: String
+    public var key: String
+    public var kind: Kind
+
+    public var typeName: String {
+        switch self.kind {
+        case .integer: "an integer"
+        case .boolean: "a boolean"
+        case .path: "a string (an absolute path)"
+        case .choice: "a string"
+        }
+    }
+
+    /// The setting's value in `config`, as TOML would spell it.
+    public func tomlValue(in config: Config) -> String {
+        switch self.kind {
+        case .integer(_, let path): String(config[keyPath: path])
+        case .boolean(let path): String(config[keyPath: path])
+        case .path(let path, _): "\"" + config[keyPath: path] + "\""
+        case .choice(_, let path): "\"" + config[keyPath: path] + "\""
+        }
+    }
+}
+
+extension Config {
+    /// Every key of the file, by section.
+    public static var schema: [ConfigSetting] {
+        [
+            .init(section: "redis", key: "database_config", kind: .path(\.redis.databaseConfig, allowEmpty: false)),
+            .init(section: "redis", key: "unix_socket", kind: .path(\.redis.unixSocket, allowEmpty: true)),
+            .init(section: "redis", key: "reconnect_initial_ms", kind: .integer(1...60_000, \.redis.reconnectInitialMs)),
+            .init(section: "redis", key: "reconnect_max_ms", kind: .integer(1...600_000, \.redis.reconnectMaxMs)),
+            .init(
+                section: "netlink", key: "receive_buffer_bytes",
+                kind: .integer(4096...1_073_741_824, \.netlink.receiveBufferBytes)),
+            .init(section: "sonic", key: "adopt_existing_interfaces", kind: .boolean(\.sonic.adoptExistingInterfaces)),
+            .init(section: "daemon", key: "shutdown_timeout_ms", kind: .integer(0...600_000, \.daemon.shutdownTimeoutMs)),
+            .init(section: "daemon", key: "status_interval_ms", kind: .integer(100...3_600_000, \.daemon.statusIntervalMs)),
+            .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
+        ]
+    }
+}

@@ -1,0 +1,156 @@
+import Logging
+import PortSyncCore
+
+/// Cold or warm, as SONiC's `WarmStart::checkWarmStart` decides it (statement 2).
+enum StartMode: Sendable, Hashable, CustomStringConvertible {
+    case cold
+    case warm(restoreCount: Int)
+
+    var isWarm: Bool {
+        if case .warm = self { return true }
+        return false
+    }
+
+    var description: String {
+        switch self {
+        case .cold: "cold"
+        case .warm(let count): "warm (restore_count \(count))"
+        }
+    }
+}
+
+/// SONiC's start-up Redis work (section c.2 of the contract), over a blocking connection: every step needs the
+/// previous one's answer, and nothing else runs yet. Reads are pipelined, so 8192 ports cost a few round trips.
+struct SonicStartup {
+    let client: RedisBlockingClient
+    let schema: SonicSchema
+    let logger: Logger
+
+    private var config: SonicDatabases.Database { self.schema.databases.config }
+    private var state: SonicDatabases.Database { self.schema.databases.state }
+    private var appl: SonicDatabases.Database { self.schema.databases.appl }
+
+    /// Statement 26: `LOGGER|portsyncd` gets `LOGLEVEL=NOTICE` and `LOGOUTPUT=SYSLOG` where they are missing.
+    func linkLogger() throws(RedisError) {
+        let replies = try self.client.pipeline([
+            self.schema.select(self.config),
+            RedisCommand("HGET", self.schema.loggerKey, "LOGLEVEL"),
+            RedisCommand("HGET", self.schema.loggerKey, "LOGOUTPUT"),
+        ])
+        try Self.check(replies)
+        var fields: [String] = []
+        if replies[1] == .null { fields += ["LOGLEVEL", "NOTICE"] }
+        if replies[2] == .null { fields += ["LOGOUTPUT", "SYSLOG"] }
+        if !fields.isEmpty { try self.client.run(RedisCommand(["HSET", self.schema.loggerKey] + fields)) }
+    }
+
+    /// Statement 3: `DEVICE_METADATA|localhost` `switch_type`, `switch` when absent.
+    func switchType() throws(RedisError) -> String {
+        let replies = try self.client.pipeline([
+            self.schema.select(self.config),
+            RedisCommand("HGET", self.schema.deviceMetadataKey, "switch_type"),
+        ])
+        try Self.check(replies)
+        return replies[1].string ?? "switch"
+    }
+
+    /// Statement 2: warm if `WARM_RESTART_ENABLE_TABLE|system` or `|swss` has `enable=true` and
+    /// `WARM_RESTART_TABLE|portsyncd` has `restore_count`; writes `restore_count` (+1 warm, 0 cold).
+    func decideStartMode() throws(RedisError) -> StartMode {
+        let replies = try self.client.pipeline([
+            self.schema.select(self.state),
+            RedisCommand("HGET", self.schema.warmRestartEnableKey("system"), "enable"),
+            RedisCommand("HGET", self.schema.warmRestartEnableKey("swss"), "enable"),
+            RedisCommand("HGET", self.schema.warmRestartKey, "restore_count"),
+        ])
+        try Self.check(replies)
+        let enabled = replies[1].string == "true" || replies[2].string == "true"
+        var mode = StartMode.cold
+        if enabled {
+            if let text = replies[3].string, let count = Int(text), count >= 0 {
+                mode = .warm(restoreCount: count + 1)
+            } else {
+                self.logger.warning(
+                    "Warm restart is enabled but \(self.schema.warmRestartKey) has no restore_count; starting cold",
+                    metadata: ["EVENT": "start_mode"])
+            }
+        }
+        let count: Int
+        switch mode {
+        case .cold: count = 0
+        case .warm(let restoreCount): count = restoreCount
+        }
+        try self.client.run(RedisCommand("HSET", self.schema.warmRestartKey, "restore_count", String(count)))
+        return mode
+    }
+
+    /// Loads the two scripts; their SHA1s as Redis computed them.
+    func loadScripts() throws(RedisError) -> SonicScriptHashes {
+        let replies = try self.client.pipeline([
+            RedisCommand("SCRIPT", "LOAD", SonicScripts.producerSet),
+            RedisCommand("SCRIPT", "LOAD", SonicScripts.conditionalStateSet),
+        ])
+        guard let producer = replies[0].string, let state = replies[1].string else {
+            throw RedisError("SCRIPT LOAD failed: \(replies)")
+        }
+        return SonicScriptHashes(producerSet: producer, stateSet: state)
+    }
+
+    /// Statement 4: every CONFIG_DB `PORT|<name>` with all its fields (a field name's `@…` suffix cut off, as
+    /// SONiC's `Table::get` does for list fields), sorted by name.
+    func readConfiguredPorts() throws(RedisError) -> [(name: String, fields: [(field: [UInt8], value: [UInt8])])] {
+        let keysReply = try self.client.pipeline([
+            self.schema.select(self.config), RedisCommand("KEYS", self.schema.configPortPattern),
+        ])
+        try Self.check(keysReply)
+        guard let keyItems = keysReply[1].array else { throw RedisError("KEYS returned \(keysReply[1])") }
+        let keys = keyItems.compactMap(\.string).sorted()
+        let replies = try self.client.pipeline(keys.map { RedisCommand("HGETALL", $0) })
+        var ports: [(name: String, fields: [(field: [UInt8], value: [UInt8])])] = []
+        for (key, reply) in zip(keys, replies) {
+            guard let name = self.schema.portName(fromConfigKey: key) else { continue }
+            guard let pairs = reply.fieldValuePairs else { throw RedisError("HGETALL \(key) returned \(reply)") }
+            let fields = pairs.map { pair in
+                (field: Array(pair.field.prefix(while: { $0 != UInt8(ascii: "@") })), value: pair.value)
+            }
+            // A key that vanished between KEYS and HGETALL has no fields: SONiC would skip it too.
+            if !fields.isEmpty { ports.append((name, fields)) }
+        }
+        return ports
+    }
+
+    /// Statements 5 and 6 (cold start only): one atomic producer write per port, then `PortConfigDone`.
+    func copyToApplDB(
+        _ ports: [(name: String, fields: [(field: [UInt8], value: [UInt8])])], scripts: SonicScriptHashes
+    ) throws(RedisError) {
+        var commands = [self.schema.select(self.appl)]
+        commands.reserveCapacity(ports.count + 2)
+        for port in ports {
+            commands.append(self.schema.producerSet(key: port.name, fields: port.fields, scriptSHA: scripts.producerSet))
+        }
+        commands.append(
+            self.schema.producerSet(
+                key: SonicSchema.portConfigDone, fields: [(Array("count".utf8), Array(String(ports.count).utf8))],
+                scriptSHA: scripts.producerSet))
+        try Self.check(try self.client.pipeline(commands))
+    }
+
+    /// Statement 23 (cold start only): the configured ports whose APPL_DB final hash already has `admin_status`
+    /// (orchagent consumed them before this process started) count as seen.
+    func portsAlreadyConsumed(_ names: [String]) throws(RedisError) -> Set<String> {
+        guard !names.isEmpty else { return [] }
+        let replies = try self.client.pipeline(
+            [self.schema.select(self.appl)]
+                + names.map { RedisCommand("HEXISTS", self.schema.applPortKey($0), "admin_status") })
+        try Self.check(replies)
+        var seen: Set<String> = []
+        for (name, reply) in zip(names, replies.dropFirst()) where reply.integer == 1 { seen.insert(name) }
+        return seen
+    }
+
+    private static func check(_ replies: [RedisReply]) throws(RedisError) {
+        for reply in replies {
+            if case .error(let message) = reply { throw RedisError(message) }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+import Dispatch
+import Logging
+import PortSyncCore
+
+/// Writes port state to STATE_DB (and `PortInitDone` to APPL_DB) over one asynchronous Redis connection, and
+/// keeps Redis equal to the daemon's view across connection loss.
+///
+/// Every accepted update is recorded in `PortSyncState` first and then sent, pipelined, in arrival order, so
+/// per-port order is the connection's order. When the connection drops, the writer reconnects with exponential
+/// backoff and writes the latest wanted state of every port again. It never sends `PortConfigDone` or copies
+/// CONFIG_DB again: those are start-up writes (statement 27).
+///
+/// Threading: confined to `queue` (the port queue); asserted on entry.
+final class PortStateWriter: @unchecked Sendable {
+    struct Counters {
+        var stateWrites = 0
+        var stateDeletes = 0
+        var notInPortTable = 0
+        var errorReplies = 0
+        var reconnects = 0
+        var resyncedPorts = 0
+    }
+
+    let queue: DispatchQueue
+    private let schema: SonicSchema
+    private let socketPath: String
+    private let scripts: SonicScriptHashes
+    private let logger: Logger
+    private let backoff: (initialMs: Int, maxMs: Int)
+    private var connection: RedisConnection
+    private var connected = false
+    private var stopped = false
+    private var nextDelayMs: Int
+    private var idleWaiters: [() -> Void] = []
+
+    private(set) var state: PortSyncState
+    private(set) var counters = Counters()
+    private(set) var lastError: String?
+    /// What the status line says about Redis.
+    private(set) var connectionState = "connecting"
+
+    init(
+        queue: DispatchQueue, schema: SonicSchema, socketPath: String, scripts: SonicScriptHashes,
+        state: PortSyncState, reconnectInitialMs: Int, reconnectMaxMs: Int, logger: Logger
+    ) {
+        self.queue = queue
+        self.schema = schema
+        self.socketPath = socketPath
+        self.scripts = scripts
+        self.state = state
+        self.logger = logger
+        self.backoff = (reconnectInitialMs, reconnectMaxMs)
+        self.nextDelayMs = reconnectInitialMs
+        self.connection = RedisConnection(queue: queue)
+    }
+
+    var isConnected: Bool { self.connected }
+    /// Commands sent and not yet answered.
+    var pendingCount: Int { self.connection.pendingCount }
+
+    /// Connects (and keeps reconnecting after any loss) until `stop()`.
+    func start() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.connect()
+    }
+
+    /// Records `update` and writes it if connected (otherwise the reconnect writes it).
+    func apply(_ update: PortUpdate, trace: UInt64) {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.state.record(update)
+        guard self.connected else { return }
+        self.send(update, trace: trace)
+    }
+
+    /// The end of a batch of kernel messages: write `PortInitDone` if its time has come, then flush.
+    func endOfBatch() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.writeInitDoneIfReady()
+        self.connection.flush()
+    }
+
+    /// Runs `body` once nothing is in flight and the connection is up (every recorded update is in Redis).
+    func whenIdle(_ body: @escaping () -> Void) {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        if self.connected && self.connection.pendingCount == 0 {
+            body()
+        } else {
+            self.idleWaiters.append(body)
+        }
+    }
+
+    /// Stops reconnecting and closes the connection.
+    func stop() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.stopped = true
+        self.connection.close()
+        self.connected = false
+    }
+
+    // MARK: Writes
+
+    private func send(_ update: PortUpdate, trace: UInt64) {
+        switch update {
+        case .state(let port, let operState):
+            let command = self.schema.conditionalStateSet(port: port, state: operState, scriptSHA: self.scripts.stateSet)
+            self.issue(command) { [self] reply in
+                self.stateReply(reply, port: port, trace: trace, update: update)
+            }
+        case .deleted(let port):
+            self.issue(self.schema.stateDelete(port: port)) { [self] reply in
+                guard let reply else { return self.replyLost() }
+                if case .error(let message) = reply {
+                    self.errorReply(message, port: port, trace: trace)
+                } else {
+                    self.counters.stateDeletes += 1
+                    self.logger.notice(
+                        "Delete \(port)(ok) from state db",
+                        metadata: ["PORT": .string(port), "EVENT": "dellink", "TRACE_ID": "\(trace)"])
+                }
+                }
+        }
+    }
+
+    private func stateReply(_ reply: RedisReply?, port: String, trace: UInt64, update: PortUpdate) {
+        guard let reply else { return self.replyLost() }
+        switch reply {
+        case .integer(1):
+            self.counters.stateWrites += 1
+            self.state.stateWriteCompleted(port: port, applied: true)
+            if case .state(_, let operState) = update {
+                self.logger.notice(
+                    "Publish \(port)(ok:\(operState.operUp ? "up" : "down")) to state db",
+                    metadata: ["PORT": .string(port), "EVENT": "newlink", "TRACE_ID": "\(trace)"])
+            }
+        case .integer:
+            self.counters.notInPortTable += 1
+            self.state.stateWriteCompleted(port: port, applied: false)
+            self.logger.notice(
+                "Cannot find \(port) in port table",
+                metadata: ["PORT": .string(port), "EVENT": "newlink", "TRACE_ID": "\(trace)"])
+        case .error(let message) where message.hasPrefix("NOSCRIPT"):
+            // Someone flushed the script cache: load it again and retry, still in order on this connection.
+            self.loadScripts()
+            if self.state.wanted[port] != nil { self.send(update, trace: trace) }
+        case .error(let message):
+            self.errorReply(message, port: port, trace: trace)
+        default:
+            self.errorReply("unexpected reply \(reply)", port: port, trace: trace)
+        }
+        self.writeInitDoneIfReady()
+    }
+
+    private func errorReply(_ message: String, port: String, trace: UInt64) {
+        self.counters.errorReplies += 1
+        self.lastError = "Redis: \(message)"
+        self.logger.error(
+            "Redis refused the write for \"\(port)\": \(message)",
+            metadata: ["PORT": .string(port), "TRACE_ID": "\(trace)"])
+    }
+
+    private func writeInitDoneIfReady() {
+        guard self.connected, self.state.takeInitDoneIfReady() else { return }
+        let appl = self.schema.databases.appl
+        self.issue(self.schema.select(appl)) { _ in }
+        let command = self.schema.producerSet(
+            key: SonicSchema.portInitDone, fields: [(Array("lanes".utf8), Array("0".utf8))],
+            scriptSHA: self.scripts.producerSet)
+        self.issue(command) { [self] reply in
+            guard let reply else { return self.replyLost() }
+            let success = !reply.isError
+            self.state.initDoneCompleted(success: success)
+            if success {
+                self.logger.notice("PortInitDone written", metadata: ["EVENT": "port_init_done"])
+            } else {
+                self.lastError = "PortInitDone: \(reply)"
+                self.logger.error("Writing PortInitDone failed: \(reply)", metadata: ["EVENT": "port_init_done"])
+            }
+        }
+        self.issue(self.schema.select(self.schema.databases.state)) { _ in }
+    }
+
+    /// Sends `command`; `handler` gets the reply (`nil`: the connection dropped), then idle waiters are checked.
+    private func issue(_ command: RedisCommand, _ handler: @escaping @Sendable (RedisReply?) -> Void) {
+        self.connection.send(command) { [self] reply in
+            handler(reply)
+            self.replyDone()
+        }
+    }
+
+    private func replyLost() {
+        // The disconnect handler resyncs everything; nothing to do per command.
+    }
+
+    private func replyDone() {
+        guard self.connected, self.connection.pendingCount == 0, !self.idleWaiters.isEmpty else { return }
+        let waiters = self.idleWaiters
+        self.idleWaiters = []
+        for waiter in waiters { waiter() }
+    }
+
+    // MARK: Connection
+
+    private func loadScripts() {
+        self.issue(RedisCommand("SCRIPT", "LOAD", SonicScripts.conditionalStateSet)) { _ in }
+        self.issue(RedisCommand("SCRIPT", "LOAD", SonicScripts.producerSet)) { _ in }
+    }
+
+    private func connect() {
+        guard !self.stopped else { return }
+        self.connection = RedisConnection(queue: self.queue)
+        self.connection.connect(
+            unixSocket: self.socketPath,
+            connected: { [self] error in
+                if let error {
+                    self.connectFailed(error.message)
+                } else {
+                    self.didConnect()
+                }
+            },
+            disconnected: { [self] reason in
+                self.connectionLost(reason)
+            })
+    }
+
+    private func didConnect() {
+        let wasReconnect = self.counters.reconnects > 0 || self.connectionState != "connecting"
+        self.connected = true
+        self.connectionState = "connected"
+        self.nextDelayMs = self.backoff.initialMs
+        self.issue(self.schema.select(self.schema.databases.state)) { _ in }
+        self.loadScripts()
+        let resync = self.state.resync
+        if wasReconnect {
+            self.counters.resyncedPorts += resync.count
+            self.logger.notice(
+                "Reconnected to Redis; writing the latest state of \(resync.count) ports again",
+                metadata: ["EVENT": "redis_reconnected"])
+        }
+        for update in resync { self.send(update, trace: 0) }
+        self.writeInitDoneIfReady()
+        self.connection.flush()
+        self.replyDone()
+    }
+
+    private func connectFailed(_ reason: String) {
+        self.connected = false
+        self.connectionState = "down (\(reason))"
+        self.lastError = reason
+        self.scheduleReconnect(reason)
+    }
+
+    private func connectionLost(_ reason: String) {
+        guard !self.stopped else { return }
+        self.connected = false
+        self.state.connectionLost()
+        self.counters.reconnects += 1
+        self.connectionState = "down (\(reason))"
+        self.lastError = "Redis connection lost: \(reason)"
+        self.logger.error(
+            "Lost the Redis connection (\(reason)); reconnecting", metadata: ["EVENT": "redis_disconnected"])
+        self.scheduleReconnect(reason)
+    }
+
+    private func scheduleReconnect(_ reason: String) {
+        guard !self.stopped else { return }
+        let delay = self.nextDelayMs
+        self.nextDelayMs = min(self.nextDelayMs * 2, self.backoff.maxMs)
+        self.logger.warning(
+            "Redis at \(self.socketPath) is unreachable (\(reason)); retrying in \(delay) ms",
+            metadata: ["EVENT": "redis_retry"])
+        self.queue.asyncAfter(deadline: .now() + .milliseconds(delay)) { [self] in self.connect() }
+    }
+}
+
+/// The SHA1 of each script as Redis reported it when loaded at start-up.
+struct SonicScriptHashes: Sendable {
+    var producerSet: String
+    var stateSet: String
+}

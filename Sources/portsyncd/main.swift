@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PortSyncCore
+import PortSyncRuntime
+
+/// `portsyncd`: argument parsing and wiring only.
+struct PortsyncdCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portsyncd",
+        abstract: "Keep the kernel's port state in SONiC's Redis databases.",
+        discussion: """
+            Reads link events from the kernel (NETLINK_ROUTE) and writes port state to Redis in SONiC's schema: \
+            CONFIG_DB PORT → APPL_DB PORT_TABLE, PortConfigDone, PortInitDone, STATE_DB PORT_TABLE. \
+            Runs under systemd (Type=notify); logs to the journal, or to stderr outside it.
+            """,
+        version: PortsyncdVersion.string
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The TOML configuration file (missing means defaults).", valueName: "path"))
+    var config: String = ConfigFile.defaultPath
+
+    @Flag(name: .long, help: "Validate the configuration file and exit: 0 if valid, 1 if not.")
+    var checkConfig = false
+
+    func run() throws {
+        let config: Config
+        do {
+            config = try ConfigFile.load(self.config)
+        } catch {
+            FileHandle.standardError.write(Data("portsyncd: invalid configuration: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        if self.checkConfig {
+            FileHandle.standardError.write(Data("portsyncd: \(self.config): configuration is valid\n".utf8))
+            return
+        }
+        let level = LogLevelBox(Logger.Level(rawValue: config.log.level) ?? .notice)
+        let destination = LogDestination.detect()
+        LoggingSystem.bootstrap { label in PortsyncLogHandler(label: label, destination: destination, level: level) }
+        let logger = Logger(label: "portsyncd")
+        Daemon(config: config, configPath: self.config, logLevel: level, logger: logger).run()
+    }
+}
+
+PortsyncdCommand.main()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what portsyncd needs to build, run and test, and says what it installs.
+# Usage: install-deps.sh APT_PACKAGE... -- PYTHON_PACKAGE...
+set -euo pipefail
+apt_wanted=() py_wanted=() side=apt
+for arg in "$@"; do
+    if [ "$arg" = "--" ]; then side=py; continue; fi
+    if [ $side = apt ]; then apt_wanted+=("$arg"); else py_wanted+=("$arg"); fi
+done
+
+missing=()
+for package in "${apt_wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+        exit 1
+    fi
+    echo "install-deps: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+py_missing=()
+for package in "${py_wanted[@]}"; do
+    python3 -c "import $package" 2>/dev/null || py_missing+=("$package")
+done
+if [ ${#py_missing[@]} -gt 0 ]; then
+    echo "install-deps: installing Python packages: ${py_missing[*]}"
+    python3 -m pip install -q "${py_missing[@]}" 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
+fi
