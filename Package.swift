@@ -10,7 +10,8 @@ let package = Package(
     name: "portsyncd",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "portsyncd", targets: ["portsyncd"])
+        .executable(name: "portsyncd", targets: ["portsyncd"]),
+        .executable(name: "portsyncd-bench", targets: ["portsyncd-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -49,6 +50,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // `make bench`: the decoder and filter over the captured kernel datagrams.
+        .executableTarget(name: "portsyncd-bench", dependencies: ["PortSyncCore"], swiftSettings: strict),
         .testTarget(name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(
             name: "PortSyncRuntimeTests",

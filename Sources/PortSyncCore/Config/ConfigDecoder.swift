@@ -1,3 +1,4 @@
+internal import Foundation
 internal import TOMLKit
 
 /// Decodes the TOML text of a portsyncd configuration into a validated `Config`.
@@ -17,6 +18,10 @@ public enum ConfigDecoder {
             throw ConfigError(file: file, line: 1, column: 1, message: "cannot parse: \(error)")
         }
         let locator = TOMLKeyLocator(text: text)
+        if let at = locator.nulEscape() {
+            // TOMLKit hands strings over as C strings, so a NUL would silently cut the value: refuse it here.
+            throw ConfigError(file: file, line: at.line, column: at.column, message: "a NUL character (\\u0000) is not allowed")
+        }
         let schema = Config.schema
         var config = Config()
         for section in root.keys.sorted() {
@@ -78,7 +83,7 @@ public enum ConfigDecoder {
             }
         }
         if config.redis.reconnectInitialMs > config.redis.reconnectMaxMs {
-            let at = locator.key("reconnect_initial_ms", in: "redis")
+            let at = locator.find("reconnect_initial_ms", in: "redis") ?? locator.key("reconnect_max_ms", in: "redis")
             throw ConfigError(
                 file: file, line: at.line, column: at.column,
                 message: "redis.reconnect_initial_ms (\(config.redis.reconnectInitialMs)) must not exceed "
@@ -95,9 +100,10 @@ public enum ConfigDecoder {
 }
 
 /// Finds where a section header or a key is written in TOML text, for error positions (TOMLKit reports positions
-/// only for syntax errors). It understands `[section]` headers, `key = value` lines and dotted `section.key`.
+/// only for syntax errors). It understands `[section]` and `[section.sub]` headers, `key = value` lines and
+/// dotted keys (`section.key = …` at the top level, `key.sub = …` inside a section).
 struct TOMLKeyLocator {
-    struct Position {
+    struct Position: Equatable {
         var line: Int
         var column: Int
     }
@@ -108,36 +114,71 @@ struct TOMLKeyLocator {
         self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     }
 
+    /// Where section `name` is introduced: its `[name]` (or `[name.…]`) header, else a top-level dotted key.
     func section(_ name: String) -> Position {
+        var current = ""
+        var dotted: Position?
         for (index, line) in self.lines.enumerated() {
             let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
-            if trimmed.hasPrefix("[") && self.header(trimmed) == name {
-                return Position(line: index + 1, column: line.count - trimmed.count + 1)
+            let column = line.count - trimmed.count + 1
+            if trimmed.hasPrefix("[") {
+                current = self.header(trimmed)
+                if current == name || current.hasPrefix(name + ".") {
+                    return Position(line: index + 1, column: column)
+                }
+                continue
             }
-            if let column = self.keyColumn(line, key: name) { return Position(line: index + 1, column: column) }
-            if let column = self.keyColumn(line, key: name + ".", prefixOnly: true) {
-                return Position(line: index + 1, column: column)
+            if current.isEmpty, dotted == nil,
+                self.keyColumn(line, key: name) != nil || self.keyColumn(line, key: name + ".", prefixOnly: true) != nil
+            {
+                dotted = Position(line: index + 1, column: column)
             }
         }
-        return Position(line: 1, column: 1)
+        return dotted ?? Position(line: 1, column: 1)
     }
 
-    func key(_ key: String, in section: String) -> Position {
+    /// Where `key` of `section` is written, if it is; nil otherwise.
+    func find(_ key: String, in section: String) -> Position? {
         var current = ""
         for (index, line) in self.lines.enumerated() {
             let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
+            let column = line.count - trimmed.count + 1
             if trimmed.hasPrefix("[") {
                 current = self.header(trimmed)
+                if current == section + "." + key || current.hasPrefix(section + "." + key + ".") {
+                    return Position(line: index + 1, column: column)
+                }
                 continue
             }
-            if current == section, let column = self.keyColumn(line, key: key) {
+            if current == section,
+                self.keyColumn(line, key: key) != nil || self.keyColumn(line, key: key + ".", prefixOnly: true) != nil
+            {
                 return Position(line: index + 1, column: column)
             }
-            if current.isEmpty, let column = self.keyColumn(line, key: section + "." + key) {
+            if current.isEmpty, self.keyColumn(line, key: section + "." + key) != nil
+                || self.keyColumn(line, key: section + "." + key + ".", prefixOnly: true) != nil
+            {
                 return Position(line: index + 1, column: column)
             }
         }
-        return self.section(section)
+        return nil
+    }
+
+    /// Where `key` of `section` is written, else where the section is.
+    func key(_ key: String, in section: String) -> Position {
+        self.find(key, in: section) ?? self.section(section)
+    }
+
+    /// The first `\u0000` (or `\U00000000`) escape, which would reach the decoder as a cut C string.
+    func nulEscape() -> Position? {
+        for (index, line) in self.lines.enumerated() {
+            for escape in ["\\u0000", "\\U00000000"] {
+                if let range = line.range(of: escape) {
+                    return Position(line: index + 1, column: line.distance(from: line.startIndex, to: range.lowerBound) + 1)
+                }
+            }
+        }
+        return nil
     }
 
     private func header(_ trimmed: Substring) -> String {
@@ -160,11 +201,5 @@ struct TOMLKeyLocator {
 extension Substring {
     fileprivate var trimmingSpaces: String {
         String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
-    }
-}
-
-extension String {
-    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
-        self.split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }

@@ -1,0 +1,51 @@
+import Foundation
+import PortSyncCore
+
+/// `portsyncd-bench DIR [ROUNDS]`: the decoder and the SONiC filter over the captured kernel datagrams in DIR,
+/// in ns per message, one line of JSON per round (the bench script takes the median).
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    FileHandle.standardError.write(Data("usage: portsyncd-bench FIXTURE_DIR [ROUNDS]\n".utf8))
+    exit(2)
+}
+let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 7 : 7
+let directory = URL(fileURLWithPath: arguments[1])
+let files = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)) ?? []
+let datagrams = files.filter { $0.pathExtension == "bin" }.sorted { $0.path < $1.path }
+    .compactMap { try? Data(contentsOf: $0) }.map { [UInt8]($0) }
+guard !datagrams.isEmpty else {
+    FileHandle.standardError.write(Data("no .bin fixtures in \(directory.path)\n".utf8))
+    exit(2)
+}
+let messagesPerPass = datagrams.reduce(0) { $0 + NetlinkDecoder.decode($1).count }
+
+func nanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+let filter = LinkFilter()
+for _ in 0..<rounds {
+    let passes = 20_000
+    var checksum = 0
+    let decodeStart = nanoseconds()
+    for _ in 0..<passes {
+        for datagram in datagrams {
+            datagram.withUnsafeBytes { raw in
+                NetlinkDecoder.forEach(in: raw) { item in
+                    if case .link(let message) = item { checksum &+= Int(message.ifindex) }
+                }
+            }
+        }
+    }
+    let decodeNs = Double(nanoseconds() - decodeStart) / Double(passes * messagesPerPass)
+    let filterStart = nanoseconds()
+    for _ in 0..<passes {
+        for datagram in datagrams {
+            datagram.withUnsafeBytes { raw in
+                NetlinkDecoder.forEach(in: raw) { item in
+                    if case .link(let message) = item, case .accept = filter.classify(message) { checksum &+= 1 }
+                }
+            }
+        }
+    }
+    let filterNs = Double(nanoseconds() - filterStart) / Double(passes * messagesPerPass)
+    print("{\"decode_ns_per_message\": \(decodeNs), \"decode_filter_ns_per_message\": \(filterNs), \"checksum\": \(checksum)}")
+}

@@ -1,0 +1,219 @@
+import PortSyncCore
+import Testing
+
+/// The TOML configuration: defaults, valid values, and errors that point at the exact line and column.
+@Suite("ConfigDecoder")
+struct ConfigDecoderTests {
+    static func decode(_ text: String) throws(ConfigError) -> Config {
+        try ConfigDecoder.decode(text, file: "portsyncd.toml")
+    }
+
+    @Test("Empty text, blank lines and comments give Config()")
+    func empty() throws {
+        #expect(try Self.decode("") == Config())
+        #expect(try Self.decode("\n\n# nothing set\n   \n") == Config())
+        #expect(try Self.decode("[redis]\n[netlink]\n[sonic]\n[daemon]\n[log]\n") == Config())
+    }
+
+    @Test("Every setting of the schema accepts its default value")
+    func everyDefault() throws {
+        let schema = Config.schema
+        #expect(schema.count == 9)
+        for setting in schema {
+            let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
+            #expect(try Self.decode(text) == Config(), "\(text)")
+        }
+    }
+
+    @Test("Every setting is applied, with ranges inclusive at both ends")
+    func valuesApplied() throws {
+        let config = try Self.decode(
+            """
+            # a full file
+            [redis]
+            database_config = "/etc/sonic/database_config.json"
+            unix_socket = "/var/run/redis0/redis.sock"
+            reconnect_initial_ms = 1
+            reconnect_max_ms = 600000
+
+            [netlink]
+            receive_buffer_bytes = 4096   # the smallest allowed
+
+            [sonic]
+            adopt_existing_interfaces = true
+
+            [daemon]
+            shutdown_timeout_ms = 0
+            status_interval_ms = 3600000
+
+            [log]
+            level = "trace"
+            """)
+        var expected = Config()
+        expected.redis.databaseConfig = "/etc/sonic/database_config.json"
+        expected.redis.unixSocket = "/var/run/redis0/redis.sock"
+        expected.redis.reconnectInitialMs = 1
+        expected.redis.reconnectMaxMs = 600_000
+        expected.netlink.receiveBufferBytes = 4096
+        expected.sonic.adoptExistingInterfaces = true
+        expected.daemon.shutdownTimeoutMs = 0
+        expected.daemon.statusIntervalMs = 3_600_000
+        expected.log.level = "trace"
+        #expect(config == expected)
+        for setting in Config.schema {
+            #expect(setting.tomlValue(in: config) != setting.tomlValue(in: Config()), "\(setting.key) not applied")
+        }
+        // Dotted keys at the top level and quoted keys are the same settings.
+        let dotted = try Self.decode("redis.reconnect_max_ms = 7000\nlog.\"level\" = \"debug\"\n")
+        #expect(dotted.redis.reconnectMaxMs == 7000 && dotted.log.level == "debug")
+        for level in Config.logLevels {
+            #expect(try Self.decode("[log]\nlevel = \"\(level)\"").log.level == level)
+        }
+    }
+
+    /// One invalid configuration and the error it must give.
+    struct Invalid: Sendable, CustomTestStringConvertible {
+        var label: String
+        var text: String
+        var line: Int
+        var column: Int
+        /// The whole message, or for TOML syntax errors (worded by the parser) a part of it.
+        var message: String
+        var syntax = false
+
+        var testDescription: String { self.label }
+    }
+
+    static let invalid: [Invalid] = [
+        .init(
+            label: "syntax error: unclosed table header", text: "[redis\nunix_socket = \"\"\n", line: 1, column: 7,
+            message: "Error while parsing table header", syntax: true),
+        .init(
+            label: "syntax error: missing value", text: "[redis]\nunix_socket = \n", line: 2, column: 15,
+            message: "expected value", syntax: true),
+        .init(
+            label: "duplicate key", text: "[log]\nlevel = \"info\"\nlevel = \"debug\"\n", line: 3, column: 9,
+            message: "cannot redefine existing string 'level'", syntax: true),
+        .init(
+            label: "duplicate section", text: "[redis]\nunix_socket = \"\"\n[redis]\n", line: 3, column: 1,
+            message: "cannot redefine existing table 'redis'", syntax: true),
+        .init(
+            label: "integer beyond 64 bits", text: "[netlink]\nreceive_buffer_bytes = 99999999999999999999\n", line: 2,
+            column: 44, message: "is not representable in 64 bits", syntax: true),
+        .init(
+            label: "unknown section", text: "[redis]\nunix_socket = \"\"\n\n[metrics]\nport = 9100\n", line: 4,
+            column: 1,
+            message: "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, log)"),
+        .init(
+            label: "unknown key", text: "[netlink]\nreceive_buffer = 65536\n", line: 2, column: 1,
+            message: "unknown key \"receive_buffer\" in [netlink] (known: receive_buffer_bytes)"),
+        .init(
+            label: "integer given as a string", text: "[redis]\nreconnect_max_ms = \"5000\"\n", line: 2, column: 1,
+            message: "redis.reconnect_max_ms must be an integer, not string"),
+        .init(
+            label: "string given as an integer", text: "[log]\nlevel = 3\n", line: 2, column: 1,
+            message: "log.level must be a string, not integer"),
+        .init(
+            label: "boolean given as an integer", text: "[sonic]\nadopt_existing_interfaces = 1\n", line: 2, column: 1,
+            message: "sonic.adopt_existing_interfaces must be a boolean, not integer"),
+        .init(
+            label: "boolean given as a string", text: "[sonic]\nadopt_existing_interfaces = \"true\"\n", line: 2,
+            column: 1, message: "sonic.adopt_existing_interfaces must be a boolean, not string"),
+        .init(
+            label: "negative", text: "[daemon]\nshutdown_timeout_ms = -1\n", line: 2, column: 1,
+            message: "daemon.shutdown_timeout_ms = -1 is out of range 0...600000"),
+        .init(
+            label: "above range", text: "[netlink]\nreceive_buffer_bytes = 2147483648\n", line: 2, column: 1,
+            message: "netlink.receive_buffer_bytes = 2147483648 is out of range 4096...1073741824"),
+        .init(
+            label: "below range", text: "[daemon]\nstatus_interval_ms = 99\n", line: 2, column: 1,
+            message: "daemon.status_interval_ms = 99 is out of range 100...3600000"),
+        .init(
+            label: "one below the minimum", text: "[netlink]\nreceive_buffer_bytes = 4095\n", line: 2, column: 1,
+            message: "netlink.receive_buffer_bytes = 4095 is out of range 4096...1073741824"),
+        .init(
+            label: "zero where 1 is the minimum", text: "[redis]\nreconnect_initial_ms = 0\n", line: 2, column: 1,
+            message: "redis.reconnect_initial_ms = 0 is out of range 1...60000"),
+        .init(
+            label: "path not absolute", text: "[redis]\ndatabase_config = \"var/run/redis/database_config.json\"\n",
+            line: 2, column: 1,
+            message: "redis.database_config = \"var/run/redis/database_config.json\" must be an absolute path"),
+        .init(
+            label: "socket path not absolute", text: "[redis]\nunix_socket = \"redis.sock\"\n", line: 2, column: 1,
+            message: "redis.unix_socket = \"redis.sock\" must be an absolute path"),
+        .init(
+            label: "empty database_config", text: "[redis]\ndatabase_config = \"\"\n", line: 2, column: 1,
+            message: "redis.database_config must not be empty"),
+        .init(
+            label: "path given as an integer", text: "[redis]\ndatabase_config = 4\n", line: 2, column: 1,
+            message: "redis.database_config must be a string (an absolute path), not integer"),
+        .init(
+            label: "bad log level", text: "[log]\nlevel = \"verbose\"\n", line: 2, column: 1,
+            message: "log.level = \"verbose\" is not one of trace, debug, info, notice, warning, error, critical"),
+        .init(
+            label: "log level in upper case", text: "[log]\nlevel = \"NOTICE\"\n", line: 2, column: 1,
+            message: "log.level = \"NOTICE\" is not one of trace, debug, info, notice, warning, error, critical"),
+        .init(
+            label: "table given as a value", text: "[log]\nlevel = { name = \"info\" }\n", line: 2, column: 1,
+            message: "log.level must be a string, not table"),
+        .init(
+            label: "section given as a value", text: "log = \"info\"\n", line: 1, column: 1,
+            message: "\"log\" must be a table ([log])"),
+        .init(
+            label: "array of tables for a section", text: "# redis\n[[redis]]\nunix_socket = \"\"\n", line: 2,
+            column: 1,
+            message: "\"redis\" must be a table ([redis])"),
+        .init(
+            label: "reconnect_initial_ms above reconnect_max_ms",
+            text: "[redis]\nreconnect_max_ms = 200\nreconnect_initial_ms = 300\n", line: 3, column: 1,
+            message: "redis.reconnect_initial_ms (300) must not exceed redis.reconnect_max_ms (200)"),
+        .init(
+            label: "reconnect_max_ms below the default reconnect_initial_ms",
+            text: "# only the maximum\n\n[redis]\nreconnect_max_ms = 50\n", line: 4, column: 1,
+            message: "redis.reconnect_initial_ms (100) must not exceed redis.reconnect_max_ms (50)"),
+        .init(
+            label: "dotted key at the top level", text: "# sockets\nredis.unix_socket = 5\n", line: 2, column: 1,
+            message: "redis.unix_socket must be a string (an absolute path), not integer"),
+        .init(
+            label: "quoted key", text: "[redis]\n\"reconnect_initial_ms\" = 0\n", line: 2, column: 1,
+            message: "redis.reconnect_initial_ms = 0 is out of range 1...60000"),
+        .init(
+            label: "indented key", text: "[daemon]\n    status_interval_ms = 5\n", line: 2, column: 5,
+            message: "daemon.status_interval_ms = 5 is out of range 100...3600000"),
+        .init(
+            label: "tab-indented key", text: "[log]\n\tlevel = 'loud'\n", line: 2, column: 2,
+            message: "log.level = \"loud\" is not one of trace, debug, info, notice, warning, error, critical"),
+        .init(
+            label: "array instead of an integer", text: "[redis]\nreconnect_max_ms = [1000, 2000]\n", line: 2,
+            column: 1, message: "redis.reconnect_max_ms must be an integer, not array"),
+        .init(
+            label: "float instead of an integer", text: "[netlink]\nreceive_buffer_bytes = 65536.0\n", line: 2,
+            column: 1, message: "netlink.receive_buffer_bytes must be an integer, not floating-point number"),
+        .init(
+            label: "date instead of an integer", text: "[daemon]\nshutdown_timeout_ms = 1979-05-27\n", line: 2,
+            column: 1, message: "daemon.shutdown_timeout_ms must be an integer, not date"),
+        .init(
+            label: "key of the wrong section", text: "[log]\nlevel = \"info\"\n\n[daemon]\nlevel = \"info\"\n", line: 5,
+            column: 1, message: "unknown key \"level\" in [daemon] (known: shutdown_timeout_ms, status_interval_ms)"),
+    ]
+
+    @Test("Invalid configurations throw a ConfigError at the exact line and column", arguments: Self.invalid)
+    func invalidConfig(_ invalid: Invalid) {
+        let error = #expect(throws: ConfigError.self) { try Self.decode(invalid.text) }
+        guard let error else { return }
+        #expect(error.file == "portsyncd.toml")
+        #expect(error.line == invalid.line && error.column == invalid.column, "\(error)")
+        if invalid.syntax {
+            #expect(error.message.hasPrefix("syntax error: ") && error.message.contains(invalid.message), "\(error)")
+        } else {
+            #expect(error.message == invalid.message)
+        }
+        #expect(error.description == "portsyncd.toml:\(error.line):\(error.column): \(error.message)")
+    }
+
+    @Test("At least 20 kinds of invalid configuration are covered")
+    func invalidCount() {
+        #expect(Self.invalid.count >= 20)
+        #expect(Set(Self.invalid.map(\.label)).count == Self.invalid.count)
+    }
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Kernel event → STATE_DB latency of a running portsyncd, on real veths (PERFORMANCE.md's method).
+
+Starts a private redis-server (keyspace notifications on), seeds CONFIG_DB, starts portsyncd in a network
+namespace, and after READY=1 creates Ethernet0 (veth) and plays orchagent for it. Then it toggles Ethernet0's
+admin state N times through one long-lived `ip -batch -`, and for every toggle records:
+  daemon latency: a second netlink socket in the namespace hears the kernel → the STATE_DB keyspace event;
+  end to end:     the command written to `ip` → the STATE_DB keyspace event.
+Both clocks are this process's monotonic clock, read when select() reports the socket readable.
+Prints one JSON object: p50/p99 of each, in microseconds."""
+import argparse
+import ctypes
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--bin", required=True)
+parser.add_argument("--toggles", type=int, default=400)
+args = parser.parse_args()
+
+work = tempfile.mkdtemp(prefix="portsyncd-bench.")
+ns = f"psd-bench-{os.getpid()}"
+procs = []
+
+
+def cleanup():
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+class Redis:
+    """A minimal RESP client over the unix socket (so select() sees its socket directly)."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buffer = b""
+
+    def send(self, *parts):
+        out = b"*%d\r\n" % len(parts)
+        for part in parts:
+            part = part if isinstance(part, bytes) else str(part).encode()
+            out += b"$%d\r\n%s\r\n" % (len(part), part)
+        self.sock.sendall(out)
+
+    def _line(self):
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("redis closed")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            return rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            length = int(rest)
+            if length < 0:
+                return None
+            while len(self.buffer) < length + 2:
+                self.buffer += self.sock.recv(65536)
+            data, self.buffer = self.buffer[:length], self.buffer[length + 2:]
+            return data
+        if kind == b"*":
+            return [self.read() for _ in range(int(rest))]
+        raise ValueError(line)
+
+    def call(self, *parts):
+        self.send(*parts)
+        return self.read()
+
+    def pending(self):
+        return b"\r\n" in self.buffer
+
+
+def wait_ready(notify, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([notify], [], [], max(0, deadline - time.monotonic()))
+        if readable and b"READY=1" in notify.recv(65536).split(b"\n"):
+            return
+    sys.exit("portsyncd did not send READY=1")
+
+
+def netlink_in_ns():
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+    libc.setns(target, 0x40000000)
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    sock.bind((0, 1))
+    libc.setns(own, 0x40000000)
+    os.close(own)
+    os.close(target)
+    return sock
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main():
+    sock_path = os.path.join(work, "redis.sock")
+    procs.append(subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", sock_path, "--save", "", "--appendonly", "no",
+         "--notify-keyspace-events", "AKE", "--databases", "100"], stdout=subprocess.DEVNULL))
+    deadline = time.monotonic() + 10
+    while True:  # until redis-server accepts connections on its socket
+        try:
+            Redis(sock_path).call("PING")
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > deadline:
+                sys.exit("redis-server did not start")
+            time.sleep(0.01)
+    db = {"INSTANCES": {"redis": {"hostname": "127.0.0.1", "port": 6379, "unix_socket_path": sock_path}},
+          "DATABASES": {"APPL_DB": {"id": 0, "separator": ":", "instance": "redis"},
+                        "CONFIG_DB": {"id": 4, "separator": "|", "instance": "redis"},
+                        "STATE_DB": {"id": 6, "separator": "|", "instance": "redis"}}, "VERSION": "1.0"}
+    with open(os.path.join(work, "database_config.json"), "w") as f:
+        json.dump(db, f)
+    with open(os.path.join(work, "portsyncd.conf"), "w") as f:
+        f.write(f'[redis]\ndatabase_config = "{work}/database_config.json"\n[log]\nlevel = "warning"\n')
+    control = Redis(sock_path)
+    control.call("SELECT", 4)
+    for i in range(64):
+        control.call("HSET", f"PORT|Ethernet{i * 4}", "lanes", str(i), "mtu", "9100", "admin_status", "up")
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    notify_path = os.path.join(work, "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+    procs.append(subprocess.Popen(["ip", "netns", "exec", ns, args.bin, "--config", f"{work}/portsyncd.conf"],
+                                  env=env))
+    wait_ready(notify)
+    control.call("SELECT", 0)
+    control.call("HSET", "PORT_TABLE:Ethernet0", "admin_status", "up", "mtu", "9100")
+    listener = netlink_in_ns()
+    subscriber = Redis(sock_path)
+    subscriber.call("SUBSCRIBE", "__keyspace@6__:PORT_TABLE|Ethernet0")
+    ip = subprocess.Popen(["ip", "-n", ns, "-batch", "-"], stdin=subprocess.PIPE, text=True, bufsize=1)
+    procs.append(ip)
+    ip.stdin.write("link add Ethernet0 type veth peer name peer0\n")
+    ip.stdin.flush()
+
+    def wait_keyspace(timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            if not subscriber.pending():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([subscriber.sock], [], [], remaining)[0]:
+                    raise TimeoutError("no STATE_DB keyspace event for Ethernet0")
+            message = subscriber.read()
+            if message[0] == b"message":
+                return time.monotonic_ns()
+
+    wait_keyspace()
+    daemon, end_to_end = [], []
+    listener.setblocking(False)
+    for index in range(args.toggles + 20):
+        # Drain what earlier toggles left (a second NEWLINK, its keyspace event).
+        while select.select([listener], [], [], 0)[0]:
+            listener.recv(65536)
+        while subscriber.pending() or select.select([subscriber.sock], [], [], 0.002)[0]:
+            subscriber.read()
+        state = "up" if index % 2 == 0 else "down"
+        written = time.monotonic_ns()
+        ip.stdin.write(f"link set Ethernet0 {state}\n")
+        ip.stdin.flush()
+        select.select([listener], [], [], 5)
+        heard = time.monotonic_ns()
+        stored = wait_keyspace()
+        if index >= 20:  # warm-up
+            daemon.append((stored - heard) / 1000)
+            end_to_end.append((stored - written) / 1000)
+    print(json.dumps({
+        "toggles": args.toggles,
+        "daemon_latency_p50_us": round(percentile(daemon, 0.50), 1),
+        "daemon_latency_p99_us": round(percentile(daemon, 0.99), 1),
+        "end_to_end_p50_us": round(percentile(end_to_end, 0.50), 1),
+        "end_to_end_p99_us": round(percentile(end_to_end, 0.99), 1),
+    }))
+
+
+try:
+    main()
+finally:
+    cleanup()
