@@ -139,6 +139,7 @@ public final class Daemon: @unchecked Sendable {
         let monitor = LinkMonitor(
             queue: self.portQueue, socket: events, requester: requester,
             filter: LinkFilter(oldInterfaces: oldInterfaces), writer: writer, logger: self.logger)
+        writer.onFatal = { [self] message in self.fatal(message) }
         self.writer = writer
         self.monitor = monitor
         writer.start()
@@ -190,7 +191,10 @@ public final class Daemon: @unchecked Sendable {
         let timer = DispatchSource.makeTimerSource(queue: self.portQueue)
         let interval = self.config.daemon.statusIntervalMs
         timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
-        timer.setEventHandler { [unowned self] in self.notifier.status(self.statusLine()) }
+        timer.setEventHandler { [unowned self] in
+            self.writer?.checkIdle()
+            self.notifier.status(self.statusLine())
+        }
         self.statusTimer = timer
         timer.resume()
     }

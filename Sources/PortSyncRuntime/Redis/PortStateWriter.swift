@@ -32,6 +32,8 @@ final class PortStateWriter: @unchecked Sendable {
     private var stopped = false
     private var nextDelayMs: Int
     private var idleWaiters: [() -> Void] = []
+    /// Called when Redis refuses a write SONiC treats as fatal (statement 27); it ends the process.
+    var onFatal: (String) -> Void = { _ in }
 
     private(set) var state: PortSyncState
     private(set) var counters = Counters()
@@ -54,7 +56,9 @@ final class PortStateWriter: @unchecked Sendable {
         self.connection = RedisConnection(queue: queue)
     }
 
-    var isConnected: Bool { self.connected }
+    /// Connected, as far as both the writer and hiredis know (hiredis may have dropped the connection a moment
+    /// before the writer hears of it).
+    var isConnected: Bool { self.connected && self.connection.isConnected }
     /// Commands sent and not yet answered.
     var pendingCount: Int { self.connection.pendingCount }
 
@@ -68,7 +72,7 @@ final class PortStateWriter: @unchecked Sendable {
     func apply(_ update: PortUpdate, trace: UInt64) {
         dispatchPrecondition(condition: .onQueue(self.queue))
         self.state.record(update)
-        guard self.connected else { return }
+        guard self.isConnected else { return }
         self.send(update, trace: trace)
     }
 
@@ -82,11 +86,17 @@ final class PortStateWriter: @unchecked Sendable {
     /// Runs `body` once nothing is in flight and the connection is up (every recorded update is in Redis).
     func whenIdle(_ body: @escaping () -> Void) {
         dispatchPrecondition(condition: .onQueue(self.queue))
-        if self.connected && self.connection.pendingCount == 0 {
+        if self.isConnected && self.connection.pendingCount == 0 {
             body()
         } else {
             self.idleWaiters.append(body)
         }
+    }
+
+    /// Runs the idle waiters if nothing is in flight (a periodic safety net besides the per-reply check).
+    func checkIdle() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.replyDone()
     }
 
     /// Stops reconnecting and closes the connection.
@@ -159,7 +169,7 @@ final class PortStateWriter: @unchecked Sendable {
     }
 
     private func writeInitDoneIfReady() {
-        guard self.connected, self.state.takeInitDoneIfReady() else { return }
+        guard self.isConnected, self.state.takeInitDoneIfReady() else { return }
         let appl = self.schema.databases.appl
         self.issue(self.schema.select(appl)) { _ in }
         let command = self.schema.producerSet(
@@ -172,8 +182,10 @@ final class PortStateWriter: @unchecked Sendable {
             if success {
                 self.logger.notice("PortInitDone written", metadata: ["EVENT": "port_init_done"])
             } else {
+                // Statement 27: Redis refusing PortInitDone is fatal (systemd restarts the service, which then
+                // reconciles). A lost connection is not: the write is retried after the reconnect.
                 self.lastError = "PortInitDone: \(reply)"
-                self.logger.error("Writing PortInitDone failed: \(reply)", metadata: ["EVENT": "port_init_done"])
+                self.onFatal("Redis refused PortInitDone: \(reply)")
             }
         }
         self.issue(self.schema.select(self.schema.databases.state)) { _ in }
@@ -192,7 +204,7 @@ final class PortStateWriter: @unchecked Sendable {
     }
 
     private func replyDone() {
-        guard self.connected, self.connection.pendingCount == 0, !self.idleWaiters.isEmpty else { return }
+        guard self.isConnected, self.connection.pendingCount == 0, !self.idleWaiters.isEmpty else { return }
         let waiters = self.idleWaiters
         self.idleWaiters = []
         for waiter in waiters { waiter() }
@@ -238,7 +250,7 @@ final class PortStateWriter: @unchecked Sendable {
         }
         for update in resync { self.send(update, trace: 0) }
         self.writeInitDoneIfReady()
-        self.connection.flush()
+        // Not flushed here: this runs inside hiredis's write handler, which writes the buffer when it returns.
         self.replyDone()
     }
 

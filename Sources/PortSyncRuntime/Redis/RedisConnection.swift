@@ -39,6 +39,8 @@ final class RedisConnection: @unchecked Sendable {
         disconnected: @escaping @Sendable (String) -> Void
     ) {
         dispatchPrecondition(condition: .onQueue(self.queue))
+        // hiredis writes with write(2): a server that went away must give EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
         guard let context = redisAsyncConnectUnix(path) else {
             connected(RedisError("cannot allocate a Redis context"))
             return
