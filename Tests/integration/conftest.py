@@ -86,9 +86,22 @@ class Miss:
         return repr(self.detail)
 
 
-def wait_for(predicate, timeout=10.0, what=None, interval=0.01, ignore=()):
-    """Poll `predicate` until it returns something truthy and return that; fail after `timeout` seconds with
-    what was awaited and the last value seen. Exceptions of the types in `ignore` count as "not yet"."""
+# Every observer thread below (Redis keyspace events, MONITOR, notify datagrams, daemon output) signals this
+# condition when something happens, so `wait_for` re-checks its predicate on each event instead of on a timer.
+ACTIVITY = threading.Condition()
+
+
+def activity():
+    """Wake every `wait_for`: something was observed."""
+    with ACTIVITY:
+        ACTIVITY.notify_all()
+
+
+def wait_for(predicate, timeout=10.0, what=None, interval=0.05, ignore=()):
+    """Wait until `predicate` returns something truthy and return that; fail after `timeout` seconds with
+    what was awaited and the last value seen. It re-checks on every observed event (see ACTIVITY), and at the
+    latest every `interval` seconds for changes no observer sees (a process exit, a kernel link state).
+    Exceptions of the types in `ignore` count as "not yet"."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -103,7 +116,8 @@ def wait_for(predicate, timeout=10.0, what=None, interval=0.01, ignore=()):
         if time.monotonic() >= deadline:
             name = what or getattr(predicate, "__name__", repr(predicate))
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {name}; last value seen: {last!r}")
-        time.sleep(interval)
+        with ACTIVITY:
+            ACTIVITY.wait(min(interval, max(0.0, deadline - time.monotonic())))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -297,6 +311,7 @@ class RedisEvents:
                     message = pubsub.get_message(timeout=0.05)
                     if message is None:
                         continue
+                    activity()
                     if message["type"] == "psubscribe":
                         confirmations += 1
                         if confirmations == 2:
@@ -318,7 +333,7 @@ class RedisEvents:
                             self.publishes.append((channel, message["data"]))
             except (redis.ConnectionError, redis.TimeoutError, OSError, ValueError):
                 self.connected.clear()
-                time.sleep(0.02)
+                self.stopping.wait(0.02)  # the server is being restarted: try again shortly
             finally:
                 if pubsub is not None:
                     try:
@@ -466,6 +481,7 @@ class RedisMonitor:
                                          parse_monitor_arguments(match.group(4)))
                 with self.lock:
                     self.commands.append(command)
+                activity()
 
     def sync(self, client: redis.Redis):
         """Wait until every command executed before now is recorded."""
@@ -694,6 +710,7 @@ class NotifyListener:
                 return
             with self.lock:
                 self.messages.append((time.monotonic(), data.decode(errors="replace").splitlines()))
+            activity()
 
     def assignments(self) -> list[str]:
         with self.lock:
@@ -762,6 +779,7 @@ class Daemon:
                 sink.append(line)
                 log.write(tag + line)
                 log.flush()
+                activity()
 
     # --- identity
 
