@@ -7,7 +7,7 @@ BIN := .build/$(CONFIGURATION)/portsyncd
 APT_PACKAGES := libmnl-dev libhiredis-dev libsystemd-dev redis-server redis-tools pkg-config iproute2 python3 python3-pip systemd
 PY_PACKAGES := redis pytest
 
-.PHONY: all deps build run test test-unit test-integration bench format lint clean
+.PHONY: all deps build run run-system install test test-unit test-integration bench format lint clean
 
 all: build
 
@@ -20,7 +20,7 @@ build: deps
 run: build
 	PORTSYNCD_BIN=$(BIN) scripts/demo.sh
 
-test: build
+test: build lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
@@ -42,3 +42,17 @@ lint:
 
 clean:
 	rm -rf .build .bench
+
+install:
+	@scripts/install-deps.sh $(APT_PACKAGES) --
+	$(SWIFT) build -c release --product portsyncd
+	install -D -m 0755 .build/release/portsyncd /usr/bin/portsyncd
+	install -D -m 0644 packaging/portsyncd.service /etc/systemd/system/portsyncd.service
+	@if [ ! -e /etc/sonic/portsyncd.conf ]; then install -D -m 0644 etc/portsyncd.toml /etc/sonic/portsyncd.conf; fi
+	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start it with: systemctl start portsyncd"
+
+run-system: install
+	systemctl start portsyncd
+	systemctl --no-pager status portsyncd
+	journalctl -u portsyncd -f

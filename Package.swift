@@ -52,7 +52,9 @@ let package = Package(
         ),
         // `make bench`: the decoder and filter over the captured kernel datagrams.
         .executableTarget(name: "portsyncd-bench", dependencies: ["PortSyncCore"], swiftSettings: strict),
-        .testTarget(name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(
+            name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")],
+            swiftSettings: strict),
         .testTarget(
             name: "PortSyncRuntimeTests",
             dependencies: ["PortSyncCore", "PortSyncRuntime", .product(name: "Logging", package: "swift-log")],

@@ -47,5 +47,7 @@ for _ in 0..<rounds {
         }
     }
     let filterNs = Double(nanoseconds() - filterStart) / Double(passes * messagesPerPass)
-    print("{\"decode_ns_per_message\": \(decodeNs), \"decode_filter_ns_per_message\": \(filterNs), \"checksum\": \(checksum)}")
+    print(
+        "{\"decode_ns_per_message\": \(decodeNs), \"decode_filter_ns_per_message\": \(filterNs), \"checksum\": \(checksum)}"
+    )
 }

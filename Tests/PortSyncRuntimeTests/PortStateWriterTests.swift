@@ -14,7 +14,8 @@ struct PortStateWriterTests {
     private func seedApplDB(_ server: RedisServer, ports: [String]) throws {
         let client = try RedisBlockingClient(unixSocket: server.socketPath, timeoutMs: 5000)
         _ = try client.pipeline(
-            [RedisCommand("SELECT", "0")] + ports.map { RedisCommand("HSET", "PORT_TABLE:\($0)", "admin_status", "up") })
+            [RedisCommand("SELECT", "0")] + ports.map { RedisCommand("HSET", "PORT_TABLE:\($0)", "admin_status", "up") }
+        )
     }
 
     private func stateDB(_ server: RedisServer, _ port: String) throws -> [String: String] {
@@ -27,7 +28,8 @@ struct PortStateWriterTests {
         return result
     }
 
-    private func makeWriter(_ server: RedisServer, queue: DispatchQueue, waiting: Set<String>) throws -> PortStateWriter {
+    private func makeWriter(_ server: RedisServer, queue: DispatchQueue, waiting: Set<String>) throws -> PortStateWriter
+    {
         let client = try RedisBlockingClient(unixSocket: server.socketPath, timeoutMs: 5000)
         let startup = SonicStartup(client: client, schema: self.schema, logger: Logger(label: "test"))
         return PortStateWriter(

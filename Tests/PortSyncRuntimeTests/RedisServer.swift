@@ -64,7 +64,8 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// Runs `body` on `queue` and waits (with a deadline) until it calls its `done` argument.
 func onQueue<T: Sendable>(
-    _ queue: DispatchQueue, timeout: TimeInterval = 10, _ body: @escaping @Sendable (@escaping @Sendable (T) -> Void) -> Void
+    _ queue: DispatchQueue, timeout: TimeInterval = 10,
+    _ body: @escaping @Sendable (@escaping @Sendable (T) -> Void) -> Void
 ) throws -> T {
     let semaphore = DispatchSemaphore(value: 0)
     let box = ResultBox<T>()

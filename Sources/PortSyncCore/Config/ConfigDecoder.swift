@@ -20,7 +20,8 @@ public enum ConfigDecoder {
         let locator = TOMLKeyLocator(text: text)
         if let at = locator.nulEscape() {
             // TOMLKit hands strings over as C strings, so a NUL would silently cut the value: refuse it here.
-            throw ConfigError(file: file, line: at.line, column: at.column, message: "a NUL character (\\u0000) is not allowed")
+            throw ConfigError(
+                file: file, line: at.line, column: at.column, message: "a NUL character (\\u0000) is not allowed")
         }
         let schema = Config.schema
         var config = Config()
@@ -155,8 +156,9 @@ struct TOMLKeyLocator {
             {
                 return Position(line: index + 1, column: column)
             }
-            if current.isEmpty, self.keyColumn(line, key: section + "." + key) != nil
-                || self.keyColumn(line, key: section + "." + key + ".", prefixOnly: true) != nil
+            if current.isEmpty,
+                self.keyColumn(line, key: section + "." + key) != nil
+                    || self.keyColumn(line, key: section + "." + key + ".", prefixOnly: true) != nil
             {
                 return Position(line: index + 1, column: column)
             }
@@ -174,7 +176,8 @@ struct TOMLKeyLocator {
         for (index, line) in self.lines.enumerated() {
             for escape in ["\\u0000", "\\U00000000"] {
                 if let range = line.range(of: escape) {
-                    return Position(line: index + 1, column: line.distance(from: line.startIndex, to: range.lowerBound) + 1)
+                    return Position(
+                        line: index + 1, column: line.distance(from: line.startIndex, to: range.lowerBound) + 1)
                 }
             }
         }

@@ -40,14 +40,18 @@ extension Config {
         [
             .init(section: "redis", key: "database_config", kind: .path(\.redis.databaseConfig, allowEmpty: false)),
             .init(section: "redis", key: "unix_socket", kind: .path(\.redis.unixSocket, allowEmpty: true)),
-            .init(section: "redis", key: "reconnect_initial_ms", kind: .integer(1...60_000, \.redis.reconnectInitialMs)),
+            .init(
+                section: "redis", key: "reconnect_initial_ms", kind: .integer(1...60_000, \.redis.reconnectInitialMs)),
             .init(section: "redis", key: "reconnect_max_ms", kind: .integer(1...600_000, \.redis.reconnectMaxMs)),
             .init(
                 section: "netlink", key: "receive_buffer_bytes",
                 kind: .integer(4096...1_073_741_824, \.netlink.receiveBufferBytes)),
             .init(section: "sonic", key: "adopt_existing_interfaces", kind: .boolean(\.sonic.adoptExistingInterfaces)),
-            .init(section: "daemon", key: "shutdown_timeout_ms", kind: .integer(0...600_000, \.daemon.shutdownTimeoutMs)),
-            .init(section: "daemon", key: "status_interval_ms", kind: .integer(100...3_600_000, \.daemon.statusIntervalMs)),
+            .init(
+                section: "daemon", key: "shutdown_timeout_ms", kind: .integer(0...600_000, \.daemon.shutdownTimeoutMs)),
+            .init(
+                section: "daemon", key: "status_interval_ms", kind: .integer(100...3_600_000, \.daemon.statusIntervalMs)
+            ),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]
     }

@@ -210,7 +210,8 @@ public enum NetlinkDecoder {
                 return .badAttributeLength(attribute: 0, length: remaining, remaining: remaining)
             }
             let length = Int(buffer.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            let type = buffer.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self)
+            let type =
+                buffer.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self)
                 & ~NetlinkLayout.attributeFlagsMask
             guard length >= NetlinkLayout.attributeHeader, length <= remaining else {
                 return .badAttributeLength(attribute: type, length: length, remaining: remaining)

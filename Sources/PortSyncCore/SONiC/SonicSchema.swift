@@ -48,7 +48,8 @@ public struct SonicSchema: Sendable {
     /// The APPL_DB producer `set` (SONiC's `ProducerStateTable::set`): one atomic script call that puts
     /// `fields` in `_PORT_TABLE:<key>`, adds `key` to `PORT_TABLE_KEY_SET` and publishes on
     /// `PORT_TABLE_CHANNEL@0` if the key was new. Never called with no fields (statement 8).
-    public func producerSet(key: String, fields: [(field: [UInt8], value: [UInt8])], scriptSHA: String) -> RedisCommand {
+    public func producerSet(key: String, fields: [(field: [UInt8], value: [UInt8])], scriptSHA: String) -> RedisCommand
+    {
         precondition(!fields.isEmpty, "a producer set with no fields is a delete in SONiC; portsyncd never sends one")
         var arguments: [[UInt8]] = [Array("EVALSHA".utf8), Array(scriptSHA.utf8), Array(String(2 + fields.count).utf8)]
         arguments.reserveCapacity(6 + 3 * fields.count)

@@ -12,7 +12,8 @@ public enum ConfigFile {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw ConfigError(file: path, line: 1, column: 1, message: "cannot read the file: \(error.localizedDescription)")
+            throw ConfigError(
+                file: path, line: 1, column: 1, message: "cannot read the file: \(error.localizedDescription)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: path, line: 1, column: 1, message: "the file is not UTF-8 text")

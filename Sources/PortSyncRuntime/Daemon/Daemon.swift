@@ -77,7 +77,8 @@ public final class Daemon: @unchecked Sendable {
             self.startupStatus = "waiting for Redis: \(error.message); retry in \(delay) ms"
             self.notifier.status(self.startupStatus)
             self.logger.warning(
-                "Redis is not reachable (\(error.message)); retrying in \(delay) ms", metadata: ["EVENT": "redis_retry"])
+                "Redis is not reachable (\(error.message)); retrying in \(delay) ms", metadata: ["EVENT": "redis_retry"]
+            )
             self.portQueue.asyncAfter(deadline: .now() + .milliseconds(delay)) { self.startUp() }
             return
         } catch {
@@ -123,7 +124,8 @@ public final class Daemon: @unchecked Sendable {
         var oldInterfaces: Set<Int32> = []
         if case .cold = mode {
             try startup.copyToApplDB(ports, scripts: scripts)
-            self.logger.notice("Copied \(ports.count) ports to APPL_DB; PortConfigDone count=\(ports.count)",
+            self.logger.notice(
+                "Copied \(ports.count) ports to APPL_DB; PortConfigDone count=\(ports.count)",
                 metadata: ["EVENT": "port_config_done"])
             waiting.subtract(try startup.portsAlreadyConsumed(ports.map(\.name)))
             if switchType != "dpu" && !self.config.sonic.adoptExistingInterfaces {
@@ -169,11 +171,17 @@ public final class Daemon: @unchecked Sendable {
                 try requester.setLinkDown(ifindex: interface.index)
                 self.logger.notice(
                     "Old interface \"\(interface.name.escaped)\" brought down and ignored from now on",
-                    metadata: ["PORT": .string(interface.name.escaped), "IFINDEX": "\(interface.index)", "EVENT": "old_interface"])
+                    metadata: [
+                        "PORT": .string(interface.name.escaped), "IFINDEX": "\(interface.index)",
+                        "EVENT": "old_interface",
+                    ])
             } catch {
                 self.logger.warning(
                     "Cannot bring old interface \"\(interface.name.escaped)\" down: \(error), ignoring",
-                    metadata: ["PORT": .string(interface.name.escaped), "IFINDEX": "\(interface.index)", "EVENT": "old_interface"])
+                    metadata: [
+                        "PORT": .string(interface.name.escaped), "IFINDEX": "\(interface.index)",
+                        "EVENT": "old_interface",
+                    ])
             }
         }
         return old
@@ -215,7 +223,9 @@ public final class Daemon: @unchecked Sendable {
             "redis \(writer.connectionState)",
         ]
         if writer.state.initDone != .written { parts.append("awaiting \(writer.state.waiting.count) ports") }
-        if let error = self.reloadError ?? writer.lastError ?? monitor.lastError { parts.append("last error: \(error)") }
+        if let error = self.reloadError ?? writer.lastError ?? monitor.lastError {
+            parts.append("last error: \(error)")
+        }
         return parts.joined(separator: ", ")
     }
 
@@ -282,7 +292,9 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             self.logger.error(
                 "Reload refused, keeping the old configuration: \(error)",
-                metadata: ["EVENT": "reload_failed", "CONFIG_FILE": .string(error.file), "CONFIG_LINE": "\(error.line)"])
+                metadata: [
+                    "EVENT": "reload_failed", "CONFIG_FILE": .string(error.file), "CONFIG_LINE": "\(error.line)",
+                ])
             self.portQueue.async { [self] in
                 self.reloadError = "config: \(error)"
                 self.notifier.ready(status: self.statusLine())
@@ -303,7 +315,8 @@ public final class Daemon: @unchecked Sendable {
                 self.startStatusTimer()
             }
             let summary = changed.isEmpty ? "no change" : "changed " + changed.joined(separator: ", ")
-            let needsRestart = restart.isEmpty ? "" : "; needs a restart to take effect: " + restart.joined(separator: ", ")
+            let needsRestart =
+                restart.isEmpty ? "" : "; needs a restart to take effect: " + restart.joined(separator: ", ")
             self.logger.notice("Configuration reloaded: \(summary)\(needsRestart)", metadata: ["EVENT": "reloaded"])
             self.notifier.ready(status: self.statusLine())
         }

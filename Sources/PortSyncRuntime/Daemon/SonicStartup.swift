@@ -126,7 +126,8 @@ struct SonicStartup {
         var commands = [self.schema.select(self.appl)]
         commands.reserveCapacity(ports.count + 2)
         for port in ports {
-            commands.append(self.schema.producerSet(key: port.name, fields: port.fields, scriptSHA: scripts.producerSet))
+            commands.append(
+                self.schema.producerSet(key: port.name, fields: port.fields, scriptSHA: scripts.producerSet))
         }
         commands.append(
             self.schema.producerSet(

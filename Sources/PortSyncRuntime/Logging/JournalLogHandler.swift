@@ -56,7 +56,8 @@ public struct PortsyncLogHandler: LogHandler {
         }
     }
 
-    private func sendToJournal(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata, _ source: String) {
+    private func sendToJournal(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata, _ source: String)
+    {
         var fields = [
             "MESSAGE=" + message,
             "PRIORITY=" + String(Self.syslogPriority(level)),

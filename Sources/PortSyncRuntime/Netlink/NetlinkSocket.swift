@@ -126,7 +126,8 @@ final class NetlinkRequester {
                     switch item {
                     case .link(let link) where link.sequence == sequence && link.portID == self.socket.portID:
                         ours = true
-                    case .done(let doneSequence, let portID) where doneSequence == sequence && portID == self.socket.portID:
+                    case .done(let doneSequence, let portID)
+                    where doneSequence == sequence && portID == self.socket.portID:
                         finished = true
                     case .error(let code, let errorSequence) where errorSequence == sequence && code != 0:
                         failure = .kernel(errno: -code)

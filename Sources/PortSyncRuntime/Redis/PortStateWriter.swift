@@ -112,7 +112,8 @@ final class PortStateWriter: @unchecked Sendable {
     private func send(_ update: PortUpdate, trace: UInt64) {
         switch update {
         case .state(let port, let operState):
-            let command = self.schema.conditionalStateSet(port: port, state: operState, scriptSHA: self.scripts.stateSet)
+            let command = self.schema.conditionalStateSet(
+                port: port, state: operState, scriptSHA: self.scripts.stateSet)
             self.issue(command) { [self] reply in
                 self.stateReply(reply, port: port, trace: trace, update: update)
             }
@@ -127,7 +128,7 @@ final class PortStateWriter: @unchecked Sendable {
                         "Delete \(port)(ok) from state db",
                         metadata: ["PORT": .string(port), "EVENT": "dellink", "TRACE_ID": "\(trace)"])
                 }
-                }
+            }
         }
     }
 
