@@ -1,0 +1,87 @@
+"""What an operator sees and does: STATUS=, reload by SIGHUP (valid and invalid), stray signals, a stop in the
+middle of a flap storm, and the switch that adopts existing interfaces outside SONiC."""
+import signal
+
+from conftest import wait_for, port_name
+
+
+def ports(count):
+    return [port_name(i) for i in range(count)]
+
+
+def test_status_line_names_ports_rate_and_redis(rig):
+    """STATUS= says how many ports are synced, the event rate and the Redis connection state."""
+    daemon = rig.start(config={"daemon": {"status_interval_ms": 100}})
+    names = ports(3)
+    for name in names:
+        rig.seed_appl(name)
+    rig.add_ports(names)
+    rig.wait_state_matches_kernel(names)
+
+    def status():
+        lines = [a for a in daemon.notify.assignments() if a.startswith("STATUS=")]
+        return lines and "3 ports synced" in lines[-1] and "events/s" in lines[-1] and "redis connected" in lines[-1]
+    wait_for(status, what="STATUS= with 3 ports synced, events/s and redis connected")
+
+
+def test_sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid(rig):
+    """SIGHUP: RELOADING=1 … READY=1; a valid change is applied and logged with the changed keys; an invalid file
+    is refused with file:line:col, STATUS= shows it, and the daemon keeps syncing with the old configuration."""
+    config_path = rig.write_config()
+    daemon = rig.start(config_path=config_path)
+    config_path.write_text(rig.write_config({"log": {"level": "info"}}).read_text())
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"Configuration reloaded: changed log\.level")
+    assert "RELOADING=1" in daemon.notify.assignments()
+    config_path.write_text("[redis]\nreconnect_max_ms = -5\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(rf"Reload refused, keeping the old configuration: {config_path}:2:1:")
+    wait_for(lambda: any(a.startswith("STATUS=") and "last error: config:" in a
+                         for a in daemon.notify.assignments()), what="STATUS= naming the config error")
+    rig.seed_appl("Ethernet0")
+    rig.add_port("Ethernet0")
+    rig.wait_state_matches_kernel(["Ethernet0"])
+    assert daemon.alive
+
+
+def test_stray_signals_change_nothing(rig):
+    """SIGUSR1, SIGUSR2, SIGCHLD, SIGWINCH and SIGCONT in the middle of port changes neither stop the daemon nor
+    lose a state."""
+    daemon = rig.start()
+    names = ports(4)
+    for name in names:
+        rig.seed_appl(name)
+    rig.add_ports(names)
+    for number in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, signal.SIGWINCH, signal.SIGCONT):
+        daemon.signal(number)
+        rig.ns.batch([f"link set dev {name} {'down' if i % 2 else 'up'}" for i, name in enumerate(names)])
+    rig.wait_state_matches_kernel(names)
+    assert daemon.alive
+
+
+def test_sigterm_during_a_flap_storm_exits_0_with_every_accepted_change_in_redis(rig):
+    """SIGTERM while ports flap: STOPPING=1, exit 0, and STATE_DB holds the last state the daemon accepted,
+    which is the kernel's state once the storm has ended before the signal."""
+    daemon = rig.start()
+    names = ports(8)
+    for name in names:
+        rig.seed_appl(name)
+    rig.add_ports(names)
+    rig.wait_state_matches_kernel(names)
+    rig.ns.batch([f"link set dev {names[i % 8]} {'down' if (i // 8) % 2 == 0 else 'up'}" for i in range(800)]
+                 + [f"link set dev {name} down" for name in names[::2]])
+    kernel = {name: rig.links()[name.encode()].sonic_state() for name in names}
+    assert daemon.stop() == 0
+    assert "STOPPING=1" in daemon.notify.assignments()
+    for name in names:
+        assert rig.state_row(name) == kernel[name], name
+
+
+def test_adopt_existing_interfaces_syncs_them_instead_of_ignoring(rig):
+    """[sonic] adopt_existing_interfaces = true (for hosts that are not SONiC switches): Ethernet interfaces
+    present at start are not brought down and are synced like new ones."""
+    rig.seed_appl("Ethernet0")
+    rig.add_port("Ethernet0", up=True, peer_up=True)
+    rig.start(config={"sonic": {"adopt_existing_interfaces": True}})
+    rig.wait_state_matches_kernel(["Ethernet0"])
+    assert rig.ns.link("Ethernet0").admin_up
