@@ -1053,6 +1053,13 @@ class Rig:
                 lines.append(f"link set dev {name} up")
         self.ns.batch(lines)
 
+    def add_synced_ports(self, names):
+        """Play orchagent for `names` (APPL_DB entries), create them, and wait until STATE_DB has each."""
+        for name in names:
+            self.seed_appl(name)
+        self.add_ports(names)
+        self.wait_state_matches_kernel(names)
+
     def links(self) -> dict:
         return self.ns.links()
 

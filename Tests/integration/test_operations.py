@@ -13,10 +13,7 @@ def test_status_line_names_ports_rate_and_redis(rig):
     """STATUS= says how many ports are synced, the event rate and the Redis connection state."""
     daemon = rig.start(config={"daemon": {"status_interval_ms": 100}})
     names = ports(3)
-    for name in names:
-        rig.seed_appl(name)
-    rig.add_ports(names)
-    rig.wait_state_matches_kernel(names)
+    rig.add_synced_ports(names)
 
     def status():
         lines = [a for a in daemon.notify.assignments() if a.startswith("STATUS=")]
@@ -64,10 +61,7 @@ def test_sigterm_during_a_flap_storm_exits_0_with_every_accepted_change_in_redis
     which is the kernel's state once the storm has ended before the signal."""
     daemon = rig.start()
     names = ports(8)
-    for name in names:
-        rig.seed_appl(name)
-    rig.add_ports(names)
-    rig.wait_state_matches_kernel(names)
+    rig.add_synced_ports(names)
     rig.ns.batch([f"link set dev {names[i % 8]} {'down' if (i // 8) % 2 == 0 else 'up'}" for i in range(800)]
                  + [f"link set dev {name} down" for name in names[::2]])
     kernel = {name: rig.links()[name.encode()].sonic_state() for name in names}
@@ -85,3 +79,27 @@ def test_adopt_existing_interfaces_syncs_them_instead_of_ignoring(rig):
     rig.start(config={"sonic": {"adopt_existing_interfaces": True}})
     rig.wait_state_matches_kernel(["Ethernet0"])
     assert rig.ns.link("Ethernet0").admin_up
+
+
+def test_enobufs_resync_makes_state_db_equal_the_kernel_including_lost_deletes(rig):
+    """A netlink overrun (the daemon stopped while the kernel sends more than its receive buffer holds) loses
+    events, a delete among them. After the resync STATE_DB equals the kernel: changed ports have their last state
+    and the deleted port's row is gone."""
+    daemon = rig.start(config={"netlink": {"receive_buffer_bytes": 65536}})
+    names = ports(6)
+    rig.add_synced_ports(names)
+    daemon.signal(signal.SIGSTOP)
+    try:
+        # The buffer fills with the txqueuelen changes first, so the changes at the end are the ones dropped.
+        rig.ns.batch([f"link set dev {names[2 + i % 4]} txqueuelen {1000 + i}" for i in range(600)]
+                     + [f"link set dev {names[0]} down", f"link del {names[1]}",
+                        f"link set dev {names[3]} down", f"link set dev {names[4]} mtu 1400"])
+    finally:
+        daemon.signal(signal.SIGCONT)
+    daemon.wait_log(r"High possibility of a lost message")
+    remaining = [name for name in names if name != names[1]]
+    rig.wait_state_matches_kernel(remaining)
+    wait_for(lambda: rig.state_row(names[1]) == {}, what=f"{names[1]} deleted from STATE_DB after the resync")
+    # The delete itself was lost in the overrun: the resync found the port gone and deleted its row.
+    daemon.wait_log(rf"Port {names[1]} is gone from the kernel after lost events")
+    assert daemon.alive

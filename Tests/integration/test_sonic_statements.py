@@ -982,10 +982,7 @@ def test_s21_enobufs_logged_and_daemon_keeps_running(rig):
     daemon = rig.start(config={"netlink": {"receive_buffer_bytes": 65536}})
     wait_for(lambda: not rig.ns.link("Ethernet200").admin_up, what="old Ethernet200 brought down")
     names = ports(4)
-    for name in names:
-        rig.seed_appl(name)
-    rig.add_ports(names)
-    rig.wait_state_matches_kernel(names)
+    rig.add_synced_ports(names)
     daemon.signal(signal.SIGSTOP)
     try:
         lines = [f"link set dev {names[i % 4]} txqueuelen {1000 + i}" for i in range(600)]

@@ -201,6 +201,7 @@ public final class Daemon: @unchecked Sendable {
         timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
         timer.setEventHandler { [unowned self] in
             self.writer?.checkIdle()
+            self.monitor?.pollForMissedEvents()
             self.notifier.status(self.statusLine())
         }
         self.statusTimer = timer

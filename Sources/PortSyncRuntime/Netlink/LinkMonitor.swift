@@ -40,6 +40,8 @@ final class LinkMonitor: @unchecked Sendable {
     private var nextTrace: UInt64 = 0
     private var loggedMalformedKinds: Set<String> = []
     private var loggedRejectedNames: Set<InterfaceName> = []
+    /// An overrun was reported and the socket has not been drained since.
+    private var resyncPending = false
     private(set) var counters = Counters()
     private(set) var lastError: String?
 
@@ -63,6 +65,31 @@ final class LinkMonitor: @unchecked Sendable {
         source.setEventHandler { [unowned self] in self.readAvailable() }
         self.source = source
         source.resume()
+    }
+
+    /// Registers the socket with Dispatch anew. An overrun sets the socket's error, which epoll reports as
+    /// `EPOLLERR`, and libdispatch can disarm a read source on it: after each `ENOBUFS` the source is replaced.
+    private func restartSource() {
+        guard let old = self.source else { return }
+        old.setEventHandler(handler: nil)
+        old.cancel()
+        self.source = nil
+        self.start()
+    }
+
+    /// A safety net run from the status timer: reads whatever is queued. A working source leaves nothing (one
+    /// `recv` returning `EAGAIN`); if something was there, the source missed it and is replaced.
+    func pollForMissedEvents() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        guard self.source != nil else { return }
+        let before = self.counters.datagrams
+        self.readAvailable()
+        if self.counters.datagrams != before {
+            self.logger.warning(
+                "The netlink read source missed \(self.counters.datagrams - before) datagrams; registering it again",
+                metadata: ["EVENT": "netlink_source_restart"])
+            self.restartSource()
+        }
     }
 
     /// Stops reading (shutdown); what the kernel sends afterwards stays in the socket.
@@ -156,11 +183,17 @@ final class LinkMonitor: @unchecked Sendable {
     }
 
     private func readAvailable() {
+        var overrun = false
+        defer {
+            self.writer.endOfBatch()
+            if overrun { self.restartSource() }
+        }
         for _ in 0..<Self.datagramsPerWakeup {
             let result: ReadResult
             do {
                 result = try self.buffer.withUnsafeMutableBytes { raw in try self.socket.receive(into: raw) }
             } catch let error as SystemError where error.errno == ENOBUFS {
+                overrun = true
                 self.lostEvents()
                 continue
             } catch {
@@ -168,22 +201,30 @@ final class LinkMonitor: @unchecked Sendable {
                 self.logger.error("Reading the netlink socket failed: \(error)", metadata: ["EVENT": "netlink_error"])
                 break
             }
-            guard case .bytes(let count) = result else { break }
+            guard case .bytes(let count) = result else {
+                // The queue is empty now, and so the kernel has cleared the socket's congestion: only from here
+                // on is every event delivered again, so the resync dump is taken now, not at the ENOBUFS.
+                if self.resyncPending {
+                    self.resyncPending = false
+                    self.resync()
+                }
+                break
+            }
             self.buffer.withUnsafeBytes { raw in
                 _ = self.process(datagram: UnsafeRawBufferPointer(rebasing: raw[0..<count]))
             }
         }
-        self.writer.endOfBatch()
     }
 
-    /// `ENOBUFS`: the kernel dropped events for this socket. Re-dump and reconcile.
+    /// `ENOBUFS`: the kernel dropped events for this socket. It reports this once and then drops every further
+    /// event silently until the socket's queue is empty, so the resync dump waits until the queue is drained.
     private func lostEvents() {
         self.counters.overruns += 1
         self.lastError = "netlink ENOBUFS: events lost, resynced"
         self.logger.error(
-            "netlink reports out of memory on reading a netlink socket. High possibility of a lost message; dumping every link again to resync",
+            "netlink reports out of memory on reading a netlink socket. High possibility of a lost message; dumping every link again once the socket is drained",
             metadata: ["EVENT": "enobufs"])
-        self.resync()
+        self.resyncPending = true
     }
 
     /// Dumps every link through the pipeline and deletes the ports that are gone from the kernel.
