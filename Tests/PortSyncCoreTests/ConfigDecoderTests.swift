@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 9)
+        #expect(schema.count == 10)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -45,6 +45,7 @@ struct ConfigDecoderTests {
             [daemon]
             shutdown_timeout_ms = 0
             status_interval_ms = 3600000
+            config_check_interval_ms = 0
 
             [log]
             level = "trace"
@@ -58,6 +59,7 @@ struct ConfigDecoderTests {
         expected.sonic.adoptExistingInterfaces = true
         expected.daemon.shutdownTimeoutMs = 0
         expected.daemon.statusIntervalMs = 3_600_000
+        expected.daemon.configCheckIntervalMs = 0
         expected.log.level = "trace"
         #expect(config == expected)
         for setting in Config.schema {
@@ -194,7 +196,9 @@ struct ConfigDecoderTests {
             column: 1, message: "daemon.shutdown_timeout_ms must be an integer, not date"),
         .init(
             label: "key of the wrong section", text: "[log]\nlevel = \"info\"\n\n[daemon]\nlevel = \"info\"\n", line: 5,
-            column: 1, message: "unknown key \"level\" in [daemon] (known: shutdown_timeout_ms, status_interval_ms)"),
+            column: 1,
+            message: "unknown key \"level\" in [daemon] (known: shutdown_timeout_ms, status_interval_ms, "
+                + "config_check_interval_ms)"),
     ]
 
     @Test("Invalid configurations throw a ConfigError at the exact line and column", arguments: Self.invalid)

@@ -103,3 +103,31 @@ def test_enobufs_resync_makes_state_db_equal_the_kernel_including_lost_deletes(r
     # The delete itself was lost in the overrun: the resync found the port gone and deleted its row.
     daemon.wait_log(rf"Port {names[1]} is gone from the kernel after lost events")
     assert daemon.alive
+
+
+def test_watchdog_honours_watchdog_pid(rig):
+    """WATCHDOG_USEC with a WATCHDOG_PID naming another process: the pings are for that process, not this one,
+    so portsyncd sends none (sd_watchdog_enabled); with its own pid it pings."""
+    other = rig.start(env={"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
+    mine = rig.start(env={"WATCHDOG_USEC": "200000"})
+    wait_for(lambda: mine.notify.assignments().count("WATCHDOG=1") >= 3, what="3 pings from the daemon")
+    assert other.notify.assignments().count("WATCHDOG=1") == 0
+
+
+def test_config_file_change_reloads_without_a_signal(rig):
+    """An editor's atomic save (write a temporary file, rename it over the config) and an in-place write are
+    each seen through inotify on the directory and reloaded, with no SIGHUP; an invalid save is refused and the
+    daemon keeps the old configuration."""
+    config_path = rig.write_config()
+    daemon = rig.start(config_path=config_path, config={})
+    temporary = config_path.with_name(config_path.name + ".tmp")
+    temporary.write_text(rig.write_config({"log": {"level": "info"}}).read_text())
+    temporary.rename(config_path)
+    daemon.wait_log(r"Configuration reloaded: changed log\.level")
+    config_path.write_text(rig.write_config({"log": {"level": "notice"}}).read_text())
+    daemon.wait_log(r"Configuration reloaded: changed log\.level")
+    wait_for(lambda: sum("Configuration reloaded" in line for line in daemon.log_lines()) == 2,
+             what="a second reload after the in-place write")
+    config_path.write_text("[log]\nlevel = \"loud\"\n")
+    daemon.wait_log(rf"Reload refused, keeping the old configuration: {config_path}:2:1:")
+    assert daemon.alive

@@ -30,6 +30,8 @@ public struct Config: Sendable, Hashable {
         public var shutdownTimeoutMs = 5000
         /// How often `STATUS=` is refreshed, in milliseconds.
         public var statusIntervalMs = 1000
+        /// How often the file is checked for changes (mtime and content) besides inotify, in milliseconds; 0: never.
+        public var configCheckIntervalMs = 5000
     }
 
     public struct Log: Sendable, Hashable {

@@ -52,6 +52,10 @@ extension Config {
             .init(
                 section: "daemon", key: "status_interval_ms", kind: .integer(100...3_600_000, \.daemon.statusIntervalMs)
             ),
+            .init(
+                section: "daemon", key: "config_check_interval_ms",
+                kind: .integer(0...3_600_000, \.daemon.configCheckIntervalMs)
+            ),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]
     }

@@ -26,6 +26,7 @@ public final class Daemon: @unchecked Sendable {
     // Main queue only.
     private var signalSources: [any DispatchSourceSignal] = []
     private var watchdogTimer: (any DispatchSourceTimer)?
+    private var configWatcher: ConfigWatcher?
     private var stopping = false
 
     // Port queue only.
@@ -55,6 +56,8 @@ public final class Daemon: @unchecked Sendable {
         for stray in [SIGUSR1, SIGUSR2] { signal(stray, SIG_IGN) }
         self.installSignalHandlers()
         self.startWatchdog()
+        let checkIntervalMs = self.config.daemon.configCheckIntervalMs  // read before the port queue runs
+        DispatchQueue.main.async { self.watchConfig(checkIntervalMs: checkIntervalMs) }
         self.portQueue.async { self.startUp() }
         dispatchMain()
     }
@@ -263,8 +266,8 @@ public final class Daemon: @unchecked Sendable {
         self.stopping = true
         self.notifier.stopping(status: "stopping: flushing Redis writes")
         self.logger.notice("Stopping on signal \(number): flushing pending Redis writes", metadata: ["EVENT": "stop"])
-        let timeoutMs = self.config.daemon.shutdownTimeoutMs
         self.portQueue.async { [self] in
+            let timeoutMs = self.config.daemon.shutdownTimeoutMs
             self.statusTimer?.cancel()
             self.monitor?.stop()
             guard let writer = self.writer else { exit(0) }
@@ -283,9 +286,24 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
+    /// Reloads when the file changes (inotify on its directory, and a periodic check), as SIGHUP does.
+    private func watchConfig(checkIntervalMs: Int) {
+        let watcher = ConfigWatcher(path: self.configPath, queue: .main) { [unowned self] in
+            self.logger.notice("The configuration file changed; reloading", metadata: ["EVENT": "config_changed"])
+            self.reload()
+        }
+        if let problem = watcher.start(checkIntervalMs: checkIntervalMs) {
+            self.logger.warning(
+                "Cannot watch \(self.configPath) with inotify (\(problem)); relying on the periodic check and SIGHUP",
+                metadata: ["EVENT": "config_watch"])
+        }
+        self.configWatcher = watcher
+    }
+
     /// SIGHUP: read the file again; apply what can change at run time, report what needs a restart, and keep
     /// the old configuration if the new one is invalid.
     private func reload() {
+        self.configWatcher?.markSeen()
         self.notifier.reloading()
         let newConfig: Config
         do {

@@ -196,7 +196,9 @@ final class PortStateWriter: @unchecked Sendable {
     private func issue(_ command: RedisCommand, _ handler: @escaping @Sendable (RedisReply?) -> Void) {
         self.connection.send(command) { [self] reply in
             handler(reply)
-            self.replyDone()
+            // A nil reply means hiredis is tearing the connection down (it fails every pending command before it
+            // lets go of the context): nothing is idle then, whatever the count says.
+            if reply != nil { self.replyDone() }
         }
     }
 
