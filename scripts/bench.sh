@@ -36,7 +36,7 @@ table = [
 ]
 print(f"{'measure (median of %d runs)' % len(latency):<48} {'value':>10}")
 for name, value in table:
-    print(f"{name:<48} {value:>10.1f}")
+    print(f"{name:<48} {value:>10.3f}" if value < 10 else f"{name:<48} {value:>10.1f}")
 result = {"runs": len(latency), "cpus": os.cpu_count(), "kernel": platform.release(),
           "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup}}
 with open(".bench/latest.json", "w") as f:

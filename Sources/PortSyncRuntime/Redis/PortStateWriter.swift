@@ -119,7 +119,7 @@ final class PortStateWriter: @unchecked Sendable {
             }
         case .deleted(let port):
             self.issue(self.schema.stateDelete(port: port)) { [self] reply in
-                guard let reply else { return self.replyLost() }
+                guard let reply else { return }  // connection lost: the reconnect writes everything again
                 if case .error(let message) = reply {
                     self.errorReply(message, port: port, trace: trace)
                 } else {
@@ -133,7 +133,7 @@ final class PortStateWriter: @unchecked Sendable {
     }
 
     private func stateReply(_ reply: RedisReply?, port: String, trace: UInt64, update: PortUpdate) {
-        guard let reply else { return self.replyLost() }
+        guard let reply else { return }  // connection lost: the reconnect writes everything again
         switch reply {
         case .integer(1):
             self.counters.stateWrites += 1
@@ -177,7 +177,7 @@ final class PortStateWriter: @unchecked Sendable {
             key: SonicSchema.portInitDone, fields: [(Array("lanes".utf8), Array("0".utf8))],
             scriptSHA: self.scripts.producerSet)
         self.issue(command) { [self] reply in
-            guard let reply else { return self.replyLost() }
+            guard let reply else { return }  // connection lost: the reconnect writes everything again
             let success = !reply.isError
             self.state.initDoneCompleted(success: success)
             if success {
@@ -200,10 +200,6 @@ final class PortStateWriter: @unchecked Sendable {
             // lets go of the context): nothing is idle then, whatever the count says.
             if reply != nil { self.replyDone() }
         }
-    }
-
-    private func replyLost() {
-        // The disconnect handler resyncs everything; nothing to do per command.
     }
 
     private func replyDone() {
