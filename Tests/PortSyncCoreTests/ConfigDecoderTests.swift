@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 10)
+        #expect(schema.count == 18)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -47,6 +47,16 @@ struct ConfigDecoderTests {
             status_interval_ms = 3600000
             config_check_interval_ms = 0
 
+            [pipeline]
+            stream_buffer_capacity = 1
+            drop_policy = "adaptive"
+            adaptive_block_below_us = 1
+            adaptive_shed_above_us = 60000000
+            writer_max_in_flight = 1000000
+            stage_event_capacity = 16
+            flap_rate_limit = 1000000
+            flap_window_ms = 3600000
+
             [log]
             level = "trace"
             """)
@@ -60,6 +70,14 @@ struct ConfigDecoderTests {
         expected.daemon.shutdownTimeoutMs = 0
         expected.daemon.statusIntervalMs = 3_600_000
         expected.daemon.configCheckIntervalMs = 0
+        expected.pipeline.streamBufferCapacity = 1
+        expected.pipeline.dropPolicy = "adaptive"
+        expected.pipeline.adaptiveBlockBelowUs = 1
+        expected.pipeline.adaptiveShedAboveUs = 60_000_000
+        expected.pipeline.writerMaxInFlight = 1_000_000
+        expected.pipeline.stageEventCapacity = 16
+        expected.pipeline.flapRateLimit = 1_000_000
+        expected.pipeline.flapWindowMs = 3_600_000
         expected.log.level = "trace"
         #expect(config == expected)
         for setting in Config.schema {
@@ -105,7 +123,7 @@ struct ConfigDecoderTests {
         .init(
             label: "unknown section", text: "[redis]\nunix_socket = \"\"\n\n[metrics]\nport = 9100\n", line: 4,
             column: 1,
-            message: "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, log)"),
+            message: "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, pipeline, log)"),
         .init(
             label: "unknown key", text: "[netlink]\nreceive_buffer = 65536\n", line: 2, column: 1,
             message: "unknown key \"receive_buffer\" in [netlink] (known: receive_buffer_bytes)"),

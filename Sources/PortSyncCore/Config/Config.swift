@@ -4,6 +4,8 @@
 /// `etc/portsyncd.toml` documents each key with its default and unit; a test keeps the two equal.
 public struct Config: Sendable, Hashable {
     public struct Redis: Sendable, Hashable {
+        public init() {}
+
         /// SONiC's database map (socket, ids and separators).
         public var databaseConfig = SonicDatabaseConfig.defaultPath
         /// Overrides the unix socket of the database map's instance; empty means the map's.
@@ -15,17 +17,23 @@ public struct Config: Sendable, Hashable {
     }
 
     public struct Netlink: Sendable, Hashable {
+        public init() {}
+
         /// The netlink receive buffer, in bytes (`SO_RCVBUFFORCE`, else `SO_RCVBUF`).
         public var receiveBufferBytes = 32 * 1024 * 1024
     }
 
     public struct Sonic: Sendable, Hashable {
+        public init() {}
+
         /// `false` (SONiC): `Ethernet*` interfaces present at a cold start are old, brought down and ignored.
         /// `true`: they are adopted and synced like new ones (for use outside SONiC).
         public var adoptExistingInterfaces = false
     }
 
     public struct Daemon: Sendable, Hashable {
+        public init() {}
+
         /// How long a stop may take to flush pending Redis writes, in milliseconds.
         public var shutdownTimeoutMs = 5000
         /// How often `STATUS=` is refreshed, in milliseconds.
@@ -34,7 +42,30 @@ public struct Config: Sendable, Hashable {
         public var configCheckIntervalMs = 5000
     }
 
+    public struct Pipeline: Sendable, Hashable {
+        public init() {}
+
+        /// Capacity of the hand-off between the pipeline and the Redis writer, in events.
+        public var streamBufferCapacity = 2048
+        /// What the hand-off does when full: block, drop_oldest, drop_newest, coalesce or adaptive.
+        public var dropPolicy = "coalesce"
+        /// Adaptive policy: block while the oldest queued event has waited less than this, in µs.
+        public var adaptiveBlockBelowUs = 100
+        /// Adaptive policy: shed (low priority first; high is coalesced, never dropped) above this wait, in µs.
+        public var adaptiveShedAboveUs = 1000
+        /// Redis commands in flight at most; past it, events wait in the hand-off.
+        public var writerMaxInFlight = 1024
+        /// Stage events kept in the ring (trace look-ups, latest-N queries).
+        public var stageEventCapacity = 10_000
+        /// Flap guard: more than this many admin/oper changes of one port within `flap_window_ms` flags it.
+        public var flapRateLimit = 10
+        /// Flap guard window, in milliseconds.
+        public var flapWindowMs = 1000
+    }
+
     public struct Log: Sendable, Hashable {
+        public init() {}
+
         /// The least severe level logged.
         public var level = "notice"
     }
@@ -43,9 +74,13 @@ public struct Config: Sendable, Hashable {
     public var netlink = Netlink()
     public var sonic = Sonic()
     public var daemon = Daemon()
+    public var pipeline = Pipeline()
     public var log = Log()
 
     public init() {}
+
+    /// The hand-off policies `pipeline.drop_policy` accepts.
+    public static let dropPolicies = ["block", "drop_oldest", "drop_newest", "coalesce", "adaptive"]
 
     /// The log levels `log.level` accepts, least severe first.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

@@ -90,6 +90,15 @@ public enum ConfigDecoder {
                 message: "redis.reconnect_initial_ms (\(config.redis.reconnectInitialMs)) must not exceed "
                     + "redis.reconnect_max_ms (\(config.redis.reconnectMaxMs))")
         }
+        if config.pipeline.adaptiveBlockBelowUs > config.pipeline.adaptiveShedAboveUs {
+            let at =
+                locator.find("adaptive_block_below_us", in: "pipeline")
+                ?? locator.key("adaptive_shed_above_us", in: "pipeline")
+            throw ConfigError(
+                file: file, line: at.line, column: at.column,
+                message: "pipeline.adaptive_block_below_us (\(config.pipeline.adaptiveBlockBelowUs)) must not exceed "
+                    + "pipeline.adaptive_shed_above_us (\(config.pipeline.adaptiveShedAboveUs))")
+        }
         return config
     }
 

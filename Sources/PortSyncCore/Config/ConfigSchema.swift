@@ -56,6 +56,24 @@ extension Config {
                 section: "daemon", key: "config_check_interval_ms",
                 kind: .integer(0...3_600_000, \.daemon.configCheckIntervalMs)
             ),
+            .init(
+                section: "pipeline", key: "stream_buffer_capacity",
+                kind: .integer(1...1_000_000, \.pipeline.streamBufferCapacity)),
+            .init(section: "pipeline", key: "drop_policy", kind: .choice(Config.dropPolicies, \.pipeline.dropPolicy)),
+            .init(
+                section: "pipeline", key: "adaptive_block_below_us",
+                kind: .integer(1...60_000_000, \.pipeline.adaptiveBlockBelowUs)),
+            .init(
+                section: "pipeline", key: "adaptive_shed_above_us",
+                kind: .integer(1...60_000_000, \.pipeline.adaptiveShedAboveUs)),
+            .init(
+                section: "pipeline", key: "writer_max_in_flight",
+                kind: .integer(1...1_000_000, \.pipeline.writerMaxInFlight)),
+            .init(
+                section: "pipeline", key: "stage_event_capacity",
+                kind: .integer(16...10_000_000, \.pipeline.stageEventCapacity)),
+            .init(section: "pipeline", key: "flap_rate_limit", kind: .integer(1...1_000_000, \.pipeline.flapRateLimit)),
+            .init(section: "pipeline", key: "flap_window_ms", kind: .integer(1...3_600_000, \.pipeline.flapWindowMs)),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]
     }

@@ -68,25 +68,38 @@ public enum NetlinkDecodeError: Error, Sendable, Hashable, CustomStringConvertib
 /// returned as `.malformed`. A message with bad attributes is reported and skipped, and decoding goes on with
 /// the next message, since `nlmsg_len` still frames it.
 public enum NetlinkDecoder {
-    /// Calls `body` for every message in `datagram`, in order, without allocating.
+    /// Frames `datagram` into its netlink messages by `nlmsg_len` (the receive stage), calling `body` with each
+    /// whole message, or with the framing error after which the rest of the datagram cannot be found.
     @inlinable
-    public static func forEach(in datagram: UnsafeRawBufferPointer, _ body: (NetlinkItem) -> Void) {
+    public static func forEachMessage(
+        in datagram: UnsafeRawBufferPointer, _ body: (Result<UnsafeRawBufferPointer, NetlinkDecodeError>) -> Void
+    ) {
         var offset = 0
         let total = datagram.count
         while offset < total {
             let remaining = total - offset
             guard remaining >= NetlinkLayout.messageHeader else {
-                body(.malformed(.truncatedHeader(remaining: remaining)))
+                body(.failure(.truncatedHeader(remaining: remaining)))
                 return
             }
             let length = Int(datagram.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
             guard length >= NetlinkLayout.messageHeader, length <= remaining else {
-                body(.malformed(.badMessageLength(length: length, remaining: remaining)))
+                body(.failure(.badMessageLength(length: length, remaining: remaining)))
                 return
             }
-            let message = UnsafeRawBufferPointer(rebasing: datagram[offset..<(offset + length)])
-            body(self.decodeMessage(message))
+            body(.success(UnsafeRawBufferPointer(rebasing: datagram[offset..<(offset + length)])))
             offset += min(NetlinkLayout.align(length), remaining)
+        }
+    }
+
+    /// Calls `body` for every message in `datagram`, decoded, in order, without allocating.
+    @inlinable
+    public static func forEach(in datagram: UnsafeRawBufferPointer, _ body: (NetlinkItem) -> Void) {
+        self.forEachMessage(in: datagram) { framed in
+            switch framed {
+            case .success(let message): body(self.decodeMessage(message))
+            case .failure(let error): body(.malformed(error))
+            }
         }
     }
 
@@ -99,9 +112,8 @@ public enum NetlinkDecoder {
         return items
     }
 
-    /// Decodes one message whose `nlmsg_len` has been checked to cover `message` exactly.
-    @usableFromInline
-    static func decodeMessage(_ message: UnsafeRawBufferPointer) -> NetlinkItem {
+    /// Decodes one message whose `nlmsg_len` has been checked to cover `message` exactly (the extract stage).
+    public static func decodeMessage(_ message: UnsafeRawBufferPointer) -> NetlinkItem {
         let type = message.loadUnaligned(fromByteOffset: 4, as: UInt16.self)
         let sequence = message.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
         let portID = message.loadUnaligned(fromByteOffset: 12, as: UInt32.self)

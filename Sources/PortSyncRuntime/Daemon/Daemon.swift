@@ -141,15 +141,19 @@ public final class Daemon: @unchecked Sendable {
             scripts: scripts, state: PortSyncState(waiting: waiting),
             reconnectInitialMs: self.config.redis.reconnectInitialMs,
             reconnectMaxMs: self.config.redis.reconnectMaxMs, logger: self.logger)
+        writer.maxInFlight = self.config.pipeline.writerMaxInFlight
+        let pipeline = PortPipeline(
+            queue: self.portQueue, writer: writer, settings: self.config.pipeline, oldInterfaces: oldInterfaces,
+            logger: self.logger)
         let monitor = LinkMonitor(
-            queue: self.portQueue, socket: events, requester: requester,
-            filter: LinkFilter(oldInterfaces: oldInterfaces), writer: writer, logger: self.logger)
+            queue: self.portQueue, socket: events, requester: requester, pipeline: pipeline, writer: writer,
+            logger: self.logger)
         writer.onFatal = { [self] message in self.fatal(message) }
         self.writer = writer
         self.monitor = monitor
         writer.start()
         for datagram in dump {
-            datagram.withUnsafeBytes { raw in _ = monitor.process(datagram: raw) }
+            datagram.withUnsafeBytes { raw in _ = pipeline.process(datagram: raw) }
         }
         writer.endOfBatch()
         monitor.start()
@@ -216,8 +220,9 @@ public final class Daemon: @unchecked Sendable {
         let now = MonotonicClock.nowMicroseconds()
         let elapsed = Double(now - self.lastStatusTime) / 1_000_000
         if elapsed >= 0.5 {
-            self.eventsPerSecond = Double(monitor.counters.accepted - self.lastAccepted) / elapsed
-            self.lastAccepted = monitor.counters.accepted
+            let accepted = Int(monitor.pipeline.messages.candidatesSent)
+            self.eventsPerSecond = Double(accepted - self.lastAccepted) / elapsed
+            self.lastAccepted = accepted
             self.lastStatusTime = now
         }
         var parts = [
@@ -227,7 +232,8 @@ public final class Daemon: @unchecked Sendable {
             "redis \(writer.connectionState)",
         ]
         if writer.state.initDone != .written { parts.append("awaiting \(writer.state.waiting.count) ports") }
-        if let error = self.reloadError ?? writer.lastError ?? monitor.lastError {
+        parts.append(monitor.pipeline.snapshot().statusSummary())
+        if let error = self.reloadError ?? writer.lastError ?? monitor.lastError ?? monitor.pipeline.lastError {
             parts.append("last error: \(error)")
         }
         return parts.joined(separator: ", ")
@@ -270,14 +276,24 @@ public final class Daemon: @unchecked Sendable {
             let timeoutMs = self.config.daemon.shutdownTimeoutMs
             self.statusTimer?.cancel()
             self.monitor?.stop()
-            guard let writer = self.writer else { exit(0) }
+            guard let writer = self.writer, let pipeline = self.monitor?.pipeline else { exit(0) }
+            pipeline.pump()
             writer.endOfBatch()
-            writer.whenIdle {
-                self.logger.notice("Every accepted update is in Redis; exiting", metadata: ["EVENT": "stop"])
-                exit(0)
+            func exitWhenDrained() {
+                writer.whenIdle {
+                    guard pipeline.isDrained else {
+                        pipeline.pump()
+                        writer.endOfBatch()
+                        return exitWhenDrained()
+                    }
+                    self.logger.notice("Every accepted update is in Redis; exiting", metadata: ["EVENT": "stop"])
+                    exit(0)
+                }
             }
+            exitWhenDrained()
             self.portQueue.asyncAfter(deadline: .now() + .milliseconds(timeoutMs)) {
-                let unwritten = writer.isConnected ? writer.pendingCount : writer.state.wanted.count
+                let unwritten =
+                    pipeline.queuedCount + (writer.isConnected ? writer.pendingCount : writer.state.wanted.count)
                 self.logger.error(
                     "Shutdown timeout (\(timeoutMs) ms): \(unwritten) port updates may not be in Redis",
                     metadata: ["EVENT": "stop"])

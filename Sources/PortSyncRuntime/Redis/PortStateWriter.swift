@@ -19,6 +19,7 @@ final class PortStateWriter: @unchecked Sendable {
         var errorReplies = 0
         var reconnects = 0
         var resyncedPorts = 0
+        var retries = 0
     }
 
     let queue: DispatchQueue
@@ -34,6 +35,20 @@ final class PortStateWriter: @unchecked Sendable {
     private var idleWaiters: [() -> Void] = []
     /// Called when Redis refuses a write SONiC treats as fatal (statement 27); it ends the process.
     var onFatal: (String) -> Void = { _ in }
+    /// Called once per port write when its reply is in (the pipeline's `write` stage): the trace, the outcome and
+    /// the reason. Room has been freed in the window when it runs.
+    var onWriteCompleted: (UInt64, StageOutcome, StageReason) -> Void = { _, _, _ in }
+    /// Redis commands in flight at most before `hasRoom` turns false.
+    var maxInFlight = 1024
+    /// Error replies to a port write are retried this many times, after `retryDelayMicros`, with the port's latest
+    /// wanted state (never an older one, so per-port order holds).
+    var maxRetries = 3
+    var retryDelayMicros = 100
+    private var retries: [String: Int] = [:]
+    /// From sending a port write to its reply, in µs.
+    private(set) var latency = LatencyHistogram()
+    /// The trace of the last write sent per port: a retry is only for the newest one.
+    private var lastSent: [String: UInt64] = [:]
 
     private(set) var state: PortSyncState
     private(set) var counters = Counters()
@@ -61,6 +76,10 @@ final class PortStateWriter: @unchecked Sendable {
     var isConnected: Bool { self.connected && self.connection.isConnected }
     /// Commands sent and not yet answered.
     var pendingCount: Int { self.connection.pendingCount }
+
+    /// Whether another update can be taken now. While disconnected, updates are only recorded (the reconnect
+    /// writes the latest of each port), so there is always room.
+    var hasRoom: Bool { !self.isConnected || self.connection.pendingCount < self.maxInFlight }
 
     /// Connects (and keeps reconnecting after any loss) until `stop()`.
     func start() {
@@ -110,19 +129,25 @@ final class PortStateWriter: @unchecked Sendable {
     // MARK: Writes
 
     private func send(_ update: PortUpdate, trace: UInt64) {
+        self.lastSent[update.port] = trace
+        let sentAt = MonotonicClock.nowMicroseconds()
         switch update {
         case .state(let port, let operState):
             let command = self.schema.conditionalStateSet(
                 port: port, state: operState, scriptSHA: self.scripts.stateSet)
             self.issue(command) { [self] reply in
+                self.latency.record(MonotonicClock.nowMicroseconds() &- sentAt)
                 self.stateReply(reply, port: port, trace: trace, update: update)
             }
         case .deleted(let port):
             self.issue(self.schema.stateDelete(port: port)) { [self] reply in
                 guard let reply else { return }  // connection lost: the reconnect writes everything again
+                self.latency.record(MonotonicClock.nowMicroseconds() &- sentAt)
                 if case .error(let message) = reply {
                     self.errorReply(message, port: port, trace: trace)
                 } else {
+                    self.retries[port] = nil
+                    self.onWriteCompleted(trace, .done, .none)
                     self.counters.stateDeletes += 1
                     self.logger.notice(
                         "Delete \(port)(ok) from state db",
@@ -136,6 +161,8 @@ final class PortStateWriter: @unchecked Sendable {
         guard let reply else { return }  // connection lost: the reconnect writes everything again
         switch reply {
         case .integer(1):
+            self.retries[port] = nil
+            self.onWriteCompleted(trace, .done, .none)
             self.counters.stateWrites += 1
             self.state.stateWriteCompleted(port: port, applied: true)
             if case .state(_, let operState) = update {
@@ -144,6 +171,8 @@ final class PortStateWriter: @unchecked Sendable {
                     metadata: ["PORT": .string(port), "EVENT": "newlink", "TRACE_ID": "\(trace)"])
             }
         case .integer:
+            self.retries[port] = nil
+            self.onWriteCompleted(trace, .ignore, .notInPortTable)
             self.counters.notInPortTable += 1
             self.state.stateWriteCompleted(port: port, applied: false)
             self.logger.notice(
@@ -164,6 +193,25 @@ final class PortStateWriter: @unchecked Sendable {
     private func errorReply(_ message: String, port: String, trace: UInt64) {
         self.counters.errorReplies += 1
         self.lastError = "Redis: \(message)"
+        self.onWriteCompleted(trace, .reject, .redisError)
+        let attempt = self.retries[port, default: 0] + 1
+        if attempt <= self.maxRetries, self.lastSent[port] == trace {
+            self.retries[port] = attempt
+            self.counters.retries += 1
+            self.queue.asyncAfter(deadline: .now() + .microseconds(self.retryDelayMicros)) { [self] in
+                // Only if nothing newer for the port went out meanwhile, and with its latest wanted state.
+                guard self.isConnected, self.lastSent[port] == trace, let wanted = self.state.wanted[port] else {
+                    return
+                }
+                switch wanted {
+                case .state(let operState): self.send(.state(port: port, operState), trace: trace)
+                case .deleted: self.send(.deleted(port: port), trace: trace)
+                }
+                self.connection.flush()
+            }
+            return
+        }
+        self.retries[port] = nil
         self.logger.error(
             "Redis refused the write for \"\(port)\": \(message)",
             metadata: ["PORT": .string(port), "TRACE_ID": "\(trace)"])

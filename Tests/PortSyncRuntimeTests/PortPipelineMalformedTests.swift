@@ -9,11 +9,11 @@ import Testing
 /// Bad kernel input through the daemon's own pipeline object, with a real redis-server behind it.
 ///
 /// The kernel never sends malformed link messages on request, so this test builds the datagram by hand and
-/// hands it to `LinkMonitor.process(datagram:)`, the function the netlink read source calls. Everything after
+/// hands it to `PortPipeline.process(datagram:)`, the function the netlink read source calls. Everything after
 /// that point (filter, writer, Redis) is real. What it cannot prove: that the kernel's bytes reach `process`
 /// unchanged, which the integration tests cover with real veths.
-@Suite("LinkMonitor with malformed datagrams", .serialized)
-struct LinkMonitorTests {
+@Suite("PortPipeline with malformed datagrams", .serialized)
+struct PortPipelineMalformedTests {
     @Test("Malformed messages are counted per kind and logged once per kind; the rest of the datagram is synced")
     func malformedCountedRestHandled() throws {
         let server = try RedisServer()
@@ -27,9 +27,8 @@ struct LinkMonitorTests {
             queue: queue, schema: schema, socketPath: server.socketPath,
             scripts: try SonicStartup(client: seed, schema: schema, logger: logger).loadScripts(),
             state: PortSyncState(waiting: ["Ethernet4"]), reconnectInitialMs: 10, reconnectMaxMs: 50, logger: logger)
-        let monitor = LinkMonitor(
-            queue: queue, socket: try NetlinkSocket(groups: 0), requester: try NetlinkRequester(),
-            filter: LinkFilter(), writer: writer, logger: logger)
+        let pipeline = PortPipeline(
+            queue: queue, writer: writer, settings: Config.Pipeline(), oldInterfaces: [], logger: logger)
 
         var datagram: [UInt8] = []
         datagram += Self.newLink(name: "Ethernet0", mtuBytes: [1, 0])  // IFLA_MTU of 2 bytes: invalid
@@ -40,13 +39,16 @@ struct LinkMonitorTests {
 
         let _: Bool = try onQueue(queue) { done in
             writer.start()
-            bytes.withUnsafeBytes { raw in _ = monitor.process(datagram: raw) }
+            bytes.withUnsafeBytes { raw in _ = pipeline.process(datagram: raw) }
             writer.endOfBatch()
             writer.whenIdle { done(true) }
         }
         queue.sync {
-            #expect(monitor.counters.malformed == ["invalid_attribute": 2, "truncated_header": 1])
-            #expect(monitor.counters.accepted == 1)
+            #expect(pipeline.messages.malformed == ["invalid_attribute": 2, "truncated_header": 1])
+            #expect(pipeline.messages.candidatesSent == 1)
+            #expect(pipeline.stages.total(.receive, .reject) == 1, "the truncated header, at framing")
+            #expect(pipeline.stages.total(.extract, .reject) == 2, "the two bad MTUs, at extraction")
+            #expect(pipeline.stages.total(.write, .done) == 1)
             writer.stop()
         }
         let warnings = records.messages.filter { $0.contains("Malformed netlink message") }
