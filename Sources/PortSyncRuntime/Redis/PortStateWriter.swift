@@ -49,6 +49,8 @@ final class PortStateWriter: @unchecked Sendable {
     private(set) var latency = LatencyHistogram()
     /// The trace of the last write sent per port: a retry is only for the newest one.
     private var lastSent: [String: UInt64] = [:]
+    /// The trace of the latest update recorded per port: a resync writes it under that trace.
+    private var lastTrace: [String: UInt64] = [:]
 
     private(set) var state: PortSyncState
     private(set) var counters = Counters()
@@ -91,6 +93,7 @@ final class PortStateWriter: @unchecked Sendable {
     func apply(_ update: PortUpdate, trace: UInt64) {
         dispatchPrecondition(condition: .onQueue(self.queue))
         self.state.record(update)
+        self.lastTrace[update.port] = trace
         guard self.isConnected else { return }
         self.send(update, trace: trace)
     }
@@ -295,7 +298,7 @@ final class PortStateWriter: @unchecked Sendable {
                 "Reconnected to Redis; writing the latest state of \(resync.count) ports again",
                 metadata: ["EVENT": "redis_reconnected"])
         }
-        for update in resync { self.send(update, trace: 0) }
+        for update in resync { self.send(update, trace: self.lastTrace[update.port] ?? 0) }
         self.writeInitDoneIfReady()
         // Not flushed here: this runs inside hiredis's write handler, which writes the buffer when it returns.
         self.replyDone()

@@ -59,6 +59,51 @@ struct PortPipelineMalformedTests {
         #expect(state[1].string == "9100")
     }
 
+    @Test("The stage events of one kernel message cover every stage, in order, under its trace id")
+    func traceCoversEveryStage() throws {
+        let server = try RedisServer()
+        let seed = try RedisBlockingClient(unixSocket: server.socketPath, timeoutMs: 5000)
+        _ = try seed.pipeline([RedisCommand("SELECT", "0"), RedisCommand("HSET", "PORT_TABLE:Ethernet4", "lanes", "1")])
+        let schema = SonicSchema(databases: SonicDatabases(unixSocketPath: server.socketPath))
+        let logger = Logger(label: "test") { _ in RecordingLogHandler(records: LogRecords()) }
+        let queue = DispatchQueue(label: "test.port")
+        let writer = PortStateWriter(
+            queue: queue, schema: schema, socketPath: server.socketPath,
+            scripts: try SonicStartup(client: seed, schema: schema, logger: logger).loadScripts(),
+            state: PortSyncState(waiting: []), reconnectInitialMs: 10, reconnectMaxMs: 50, logger: logger)
+        let pipeline = PortPipeline(
+            queue: queue, writer: writer, settings: Config.Pipeline(), oldInterfaces: [], logger: logger)
+        let bytes = Self.newLink(name: "Ethernet0", mtuBytes: [0xDC, 0x05, 0, 0])  // not a port in APPL_DB
+            + Self.newLink(name: "Ethernet4", mtuBytes: [0xDC, 0x05, 0, 0])
+            + Self.newLink(name: "eth0", mtuBytes: [0xDC, 0x05, 0, 0])
+        let _: Bool = try onQueue(queue) { done in
+            writer.start()
+            bytes.withUnsafeBytes { raw in _ = pipeline.process(datagram: raw) }
+            writer.endOfBatch()
+            writer.whenIdle { done(true) }
+        }
+        try queue.sync {
+            let all = pipeline.ring.all()
+            let traces = Array(Set(all.map(\.trace))).sorted()
+            #expect(traces.count == 3)
+            let full: [PipelineStage] = [.receive, .prefilter, .extract, .validate, .handoff, .write]
+            let first = pipeline.ring.events(trace: try #require(traces.first))
+            #expect(first.map(\.stage) == full)
+            #expect(first.last?.outcome == .ignore && first.last?.reason == .notInPortTable)
+            let second = pipeline.ring.events(trace: traces[1])
+            #expect(second.map(\.stage) == full)
+            #expect(second.last?.outcome == .done)
+            let third = pipeline.ring.events(trace: traces[2])
+            #expect(third.map(\.stage) == [.receive, .prefilter])
+            #expect(third.last?.reason == .notAPort)
+            #expect(zip(second, second.dropFirst()).allSatisfy { $0.timestamp <= $1.timestamp })
+            let snapshot = pipeline.snapshot()
+            #expect(snapshot.candidatesSent == 2 && snapshot.messages.newlink == 3)
+            #expect(snapshot.writer.writes == 1)
+            writer.stop()
+        }
+    }
+
     /// An RTM_NEWLINK for `name`, flags UP|RUNNING, with an IFLA_MTU attribute whose payload is `mtuBytes`.
     static func newLink(name: String, mtuBytes: [UInt8]) -> [UInt8] {
         var attributes: [UInt8] = []
