@@ -168,6 +168,17 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
+    /// The pipeline's counters at exit, as one journal line with the JSON snapshot in `SNAPSHOT=`.
+    private func logSnapshot() {
+        guard let pipeline = self.monitor?.pipeline else { return }
+        let snapshot = pipeline.snapshot()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(snapshot)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        self.logger.notice(
+            "Pipeline at exit: \(snapshot.statusSummary())", metadata: ["EVENT": "snapshot", "SNAPSHOT": .string(json)])
+    }
+
     /// Statement 22: every `Ethernet*` interface present now is old: brought down (over netlink) and ignored for
     /// the life of the process. Failures are warnings.
     private func bringDownOldInterfaces(_ requester: NetlinkRequester) -> Set<Int32> {
@@ -287,6 +298,7 @@ public final class Daemon: @unchecked Sendable {
                         return exitWhenDrained()
                     }
                     self.logger.notice("Every accepted update is in Redis; exiting", metadata: ["EVENT": "stop"])
+                    self.logSnapshot()
                     exit(0)
                 }
             }
@@ -297,6 +309,7 @@ public final class Daemon: @unchecked Sendable {
                 self.logger.error(
                     "Shutdown timeout (\(timeoutMs) ms): \(unwritten) port updates may not be in Redis",
                     metadata: ["EVENT": "stop"])
+                self.logSnapshot()
                 exit(0)
             }
         }

@@ -42,6 +42,7 @@ final class LinkMonitor: @unchecked Sendable {
         self.logger = logger
         self.buffer = [UInt8](repeating: 0, count: 64 * 1024)
         pipeline.onIntake = { [unowned self] open in self.setIntake(open) }
+        pipeline.onResyncNeeded = { [unowned self] in self.resync() }
     }
 
     /// Starts reading the event socket.
@@ -158,7 +159,9 @@ final class LinkMonitor: @unchecked Sendable {
         }
         var present: Set<String> = []
         for datagram in datagrams {
-            datagram.withUnsafeBytes { raw in present.formUnion(self.pipeline.process(datagram: raw)) }
+            datagram.withUnsafeBytes { raw in
+                present.formUnion(self.pipeline.process(datagram: raw, reconciling: true))
+            }
         }
         for (port, wanted) in self.writer.state.wanted where !present.contains(port) {
             if case .state = wanted {

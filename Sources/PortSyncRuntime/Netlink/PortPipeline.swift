@@ -39,6 +39,12 @@ final class PortPipeline: @unchecked Sendable {
     private var loggedMalformedKinds: Set<String> = []
     private var loggedRejectedNames: Set<InterfaceName> = []
     private var loggedFlapping: Set<String> = []
+    /// Processing a resync dump (see `process(datagram:reconciling:)`).
+    private var reconciling = false
+    /// Events were dropped since the last resync: once the hand-off drains, a dump restores every final state.
+    private var droppedSinceResync = false
+    /// Asks the monitor for a resync dump (after drops, once the hand-off has drained).
+    var onResyncNeeded: () -> Void = {}
 
     private(set) var ring: StageEventRing
     private(set) var stages = StageCounters()
@@ -75,8 +81,14 @@ final class PortPipeline: @unchecked Sendable {
     // MARK: Stages
 
     /// Takes one datagram through every stage. Returns the ports it accepted (the resync uses them).
+    ///
+    /// With `reconciling`, accepted events skip the hand-off's policy and go straight to the writer (which
+    /// records every port's latest state and sends it): a resync dump is bounded by the number of ports, and
+    /// must not itself be dropped.
     @discardableResult
-    func process(datagram: UnsafeRawBufferPointer) -> Set<String> {
+    func process(datagram: UnsafeRawBufferPointer, reconciling: Bool = false) -> Set<String> {
+        self.reconciling = reconciling
+        defer { self.reconciling = false }
         dispatchPrecondition(condition: .onQueue(self.queue))
         let now = MonotonicClock.nowMicroseconds()
         self.messages.datagrams += 1
@@ -137,8 +149,14 @@ final class PortPipeline: @unchecked Sendable {
             self.record(trace, .validate, .pass, event.flapping ? .flapRate : .none)
             self.logMessage(message, trace: trace, level: .notice)
             if event.flapping { self.flapping(update.port, trace: trace) }
-            self.offer(
-                HandoffItem(key: update.port, priority: priority, trace: trace, enqueuedAt: now, payload: update))
+            if self.reconciling {
+                self.record(trace, .handoff, .pass, .none)
+                self.messages.candidatesSent += 1
+                self.writer.apply(update, trace: trace)
+            } else {
+                self.offer(
+                    HandoffItem(key: update.port, priority: priority, trace: trace, enqueuedAt: now, payload: update))
+            }
             return update.port
         }
     }
@@ -161,8 +179,10 @@ final class PortPipeline: @unchecked Sendable {
         case .droppedOldest(let victim, _):
             self.record(item.trace, .handoff, .pass, .none)
             self.record(victim, .handoff, .drop, .dropOldest)
+            self.droppedSinceResync = true
         case .droppedNewest:
             self.record(item.trace, .handoff, .drop, .dropNewest)
+            self.droppedSinceResync = true
         case .full:
             self.held = item
             self.pauseIntake()
@@ -190,19 +210,26 @@ final class PortPipeline: @unchecked Sendable {
             if !backlog.isEmpty { self.heldBacklog = backlog + self.heldBacklog }
             if self.held == nil { self.resumeIntake() }
         }
+        if self.droppedSinceResync && self.isDrained {
+            // A dropped event may have been a port's final state: the kernel will not send it again, so one dump
+            // (outside the policy) restores every port's final state. The drops stay counted.
+            self.droppedSinceResync = false
+            self.logger.notice(
+                "Events were dropped under the \(self.handoff.policy.rawValue) policy; resyncing every port from the kernel",
+                metadata: ["EVENT": "resync_after_drops"])
+            self.queue.async { [self] in self.onResyncNeeded() }
+        }
     }
 
-    /// A port the kernel no longer has after lost events: its delete goes through the hand-off like any other.
+    /// A port the kernel no longer has after lost events: part of a resync, so it goes to the writer directly.
     func reconcileDeleted(_ port: String) {
         dispatchPrecondition(condition: .onQueue(self.queue))
         self.nextTrace &+= 1
         let trace = self.nextTrace
         self.record(trace, .validate, .pass, .none)
-        self.offer(
-            HandoffItem(
-                key: port, priority: .high, trace: trace, enqueuedAt: MonotonicClock.nowMicroseconds(),
-                payload: .deleted(port: port)))
-        self.pump()
+        self.record(trace, .handoff, .pass, .none)
+        self.messages.candidatesSent += 1
+        self.writer.apply(.deleted(port: port), trace: trace)
     }
 
     /// Whether every accepted event has left the hand-off (shutdown drain).
@@ -230,15 +257,14 @@ final class PortPipeline: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(self.queue))
         let now = MonotonicClock.nowMicroseconds()
         let handoffCounters = self.handoff.counters
-        func byPriority(_ counts: HandoffPriorityCounts) -> [String: UInt64] {
-            ["high": counts.high, "medium": counts.medium, "low": counts.low].filter { $0.value > 0 }
-        }
         var dropped: [String: [String: UInt64]] = [:]
-        for (reason, counts) in [
-            ("drop_oldest", handoffCounters.droppedOldest), ("drop_newest", handoffCounters.droppedNewest),
+        for (priority, oldest, newest) in [
+            ("high", handoffCounters.droppedOldest.high, handoffCounters.droppedNewest.high),
+            ("medium", handoffCounters.droppedOldest.medium, handoffCounters.droppedNewest.medium),
+            ("low", handoffCounters.droppedOldest.low, handoffCounters.droppedNewest.low),
         ] {
-            let entries = byPriority(counts)
-            if !entries.isEmpty { dropped[reason] = entries }
+            let reasons = ["drop_oldest": oldest, "drop_newest": newest].filter { $0.value > 0 }
+            if !reasons.isEmpty { dropped[priority] = reasons }
         }
         let writerCounters = self.writer.counters
         return PipelineSnapshot(
