@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .executable(name: "portsyncd", targets: ["portsyncd"]),
         .executable(name: "portsyncd-bench", targets: ["portsyncd-bench"]),
+        // For the Benchmarks/ package.
+        .library(name: "PortSyncCore", targets: ["PortSyncCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
