@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 18)
+        #expect(schema.count == 20)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -53,6 +53,8 @@ struct ConfigDecoderTests {
             adaptive_block_below_us = 1
             adaptive_shed_above_us = 60000000
             writer_max_in_flight = 1000000
+            send_max_retries = 100
+            send_retry_delay_us = 60000000
             stage_event_capacity = 16
             flap_rate_limit = 1000000
             flap_window_ms = 3600000
@@ -75,6 +77,8 @@ struct ConfigDecoderTests {
         expected.pipeline.adaptiveBlockBelowUs = 1
         expected.pipeline.adaptiveShedAboveUs = 60_000_000
         expected.pipeline.writerMaxInFlight = 1_000_000
+        expected.pipeline.sendMaxRetries = 100
+        expected.pipeline.sendRetryDelayUs = 60_000_000
         expected.pipeline.stageEventCapacity = 16
         expected.pipeline.flapRateLimit = 1_000_000
         expected.pipeline.flapWindowMs = 3_600_000

@@ -55,6 +55,10 @@ public struct Config: Sendable, Hashable {
         public var adaptiveShedAboveUs = 1000
         /// Redis commands in flight at most; past it, events wait in the hand-off.
         public var writerMaxInFlight = 1024
+        /// A port write Redis answers with an error is sent again this many times (with the port's latest state).
+        public var sendMaxRetries = 3
+        /// Delay before such a retry, in microseconds.
+        public var sendRetryDelayUs = 100
         /// Stage events kept in the ring (trace look-ups, latest-N queries).
         public var stageEventCapacity = 10_000
         /// Flap guard: more than this many admin/oper changes of one port within `flap_window_ms` flags it.

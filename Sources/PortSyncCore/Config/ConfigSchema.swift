@@ -69,6 +69,10 @@ extension Config {
             .init(
                 section: "pipeline", key: "writer_max_in_flight",
                 kind: .integer(1...1_000_000, \.pipeline.writerMaxInFlight)),
+            .init(section: "pipeline", key: "send_max_retries", kind: .integer(0...100, \.pipeline.sendMaxRetries)),
+            .init(
+                section: "pipeline", key: "send_retry_delay_us",
+                kind: .integer(1...60_000_000, \.pipeline.sendRetryDelayUs)),
             .init(
                 section: "pipeline", key: "stage_event_capacity",
                 kind: .integer(16...10_000_000, \.pipeline.stageEventCapacity)),

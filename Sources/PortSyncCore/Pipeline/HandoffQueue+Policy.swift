@@ -67,7 +67,7 @@ extension HandoffQueue {
             let second = self.ports[key]?.secondOldest(in: self.slots),
             let older = self.slots[first], let newer = self.slots[second]
         else { return nil }
-        if true {
+        if older.priority >= newer.priority {
             var merged = newer
             merged.priority = older.priority
             merged.enqueuedAt = older.enqueuedAt

@@ -142,6 +142,8 @@ public final class Daemon: @unchecked Sendable {
             reconnectInitialMs: self.config.redis.reconnectInitialMs,
             reconnectMaxMs: self.config.redis.reconnectMaxMs, logger: self.logger)
         writer.maxInFlight = self.config.pipeline.writerMaxInFlight
+        writer.maxRetries = self.config.pipeline.sendMaxRetries
+        writer.retryDelayMicros = self.config.pipeline.sendRetryDelayUs
         let pipeline = PortPipeline(
             queue: self.portQueue, writer: writer, settings: self.config.pipeline, oldInterfaces: oldInterfaces,
             logger: self.logger)
