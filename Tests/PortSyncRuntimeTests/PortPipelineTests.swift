@@ -73,7 +73,8 @@ struct PortPipelineMalformedTests {
             state: PortSyncState(waiting: []), reconnectInitialMs: 10, reconnectMaxMs: 50, logger: logger)
         let pipeline = PortPipeline(
             queue: queue, writer: writer, settings: Config.Pipeline(), oldInterfaces: [], logger: logger)
-        let bytes = Self.newLink(name: "Ethernet0", mtuBytes: [0xDC, 0x05, 0, 0])  // not a port in APPL_DB
+        let bytes =
+            Self.newLink(name: "Ethernet0", mtuBytes: [0xDC, 0x05, 0, 0])  // not a port in APPL_DB
             + Self.newLink(name: "Ethernet4", mtuBytes: [0xDC, 0x05, 0, 0])
             + Self.newLink(name: "eth0", mtuBytes: [0xDC, 0x05, 0, 0])
         let _: Bool = try onQueue(queue) { done in
