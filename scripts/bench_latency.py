@@ -23,6 +23,8 @@ import time
 parser = argparse.ArgumentParser()
 parser.add_argument("--bin", required=True)
 parser.add_argument("--toggles", type=int, default=400)
+parser.add_argument("--storm", action="store_true",
+                    help="measure while 32 other ports flap as fast as the kernel takes it (a second ip -batch)")
 args = parser.parse_args()
 
 work = tempfile.mkdtemp(prefix="portsyncd-bench.")
@@ -176,6 +178,33 @@ def main():
                 return time.monotonic_ns()
 
     wait_keyspace()
+    storm_stop = None
+    storm_count = [0]
+    if args.storm:
+        import threading
+        others = [f"Ethernet{4 * (i + 1)}" for i in range(32)]
+        for name in others:
+            control.call("HSET", f"PORT_TABLE:{name}", "admin_status", "up")
+        ip.stdin.write("".join(f"link add {n} type veth peer name p{n}\n" for n in others))
+        ip.stdin.flush()
+        storm = subprocess.Popen(["ip", "-n", ns, "-batch", "-"], stdin=subprocess.PIPE, text=True)
+        procs.append(storm)
+        storm_stop = threading.Event()
+
+        def flap():
+            state = 0
+            try:
+                while not storm_stop.is_set():
+                    state ^= 1
+                    storm.stdin.write("".join(f"link set {n} {'up' if state else 'down'}\n" for n in others))
+                    storm_count[0] += len(others)
+                storm.stdin.close()
+            except BrokenPipeError:
+                pass  # the storm's ip was stopped first
+
+        storm_thread = threading.Thread(target=flap, daemon=True)
+        storm_thread.start()
+        storm_started = time.monotonic()
     daemon, end_to_end = [], []
     listener.setblocking(False)
     for index in range(args.toggles + 20):
@@ -194,8 +223,14 @@ def main():
         if index >= 20:  # warm-up
             daemon.append((stored - heard) / 1000)
             end_to_end.append((stored - written) / 1000)
+    storm_rate = None
+    if storm_stop is not None:
+        storm_stop.set()
+        storm_thread.join()
+        storm_rate = round(storm_count[0] / (time.monotonic() - storm_started))
     print(json.dumps({
         "toggles": args.toggles,
+        "storm_changes_per_s": storm_rate,
         "daemon_latency_p50_us": round(percentile(daemon, 0.50), 1),
         "daemon_latency_p99_us": round(percentile(daemon, 0.99), 1),
         "end_to_end_p50_us": round(percentile(end_to_end, 0.50), 1),
