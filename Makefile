@@ -35,13 +35,13 @@ bench: deps
 	scripts/bench.sh
 
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift Benchmarks/Package.swift Benchmarks/PipelineBenchmarks
 
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift Benchmarks/Package.swift Benchmarks/PipelineBenchmarks
 
 clean:
-	rm -rf .build .bench
+	rm -rf .build .bench Benchmarks/.build
 
 install:
 	@scripts/install-deps.sh $(APT_PACKAGES) --

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: release builds, several runs each, medians in one table; the table is also written as JSON to
-# .bench/latest.json. Numbers are medians because this kind of machine is noisy.
+# .bench/latest.json. Numbers are medians because this kind of machine is noisy. The pipeline rows come from the
+# Benchmarks/ package (ordo-one/benchmark, release build): per run, the median of its iterations of 1000 messages.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -17,11 +18,38 @@ startup=""
 for _ in $(seq "$runs"); do
     startup+=$(python3 scripts/bench_startup.py --bin .build/release/portsyncd --ports 8192)$'\n'
 done
-python3 - "$decoder" "$latency" "$startup" <<'PY'
+rm -rf .bench/pipeline
+for run in $(seq "$runs"); do
+    out=.bench/pipeline/run-$run
+    mkdir -p "$out"
+    if ! (cd Benchmarks && swift package --allow-writing-to-directory "../$out" benchmark --no-progress --quiet \
+        --format jmh --path "../$out") >"$out/log" 2>&1; then
+        cat "$out/log" >&2
+        exit 1
+    fi
+done
+python3 - "$decoder" "$latency" "$startup" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
 import json, statistics, sys, platform, os
 decoder = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 latency = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
 startup = [json.loads(l) for l in sys.argv[3].splitlines() if l.strip()]
+def stage_medians(path):
+    # JMH export of one run: each iteration is 1000 messages, so µs per iteration are ns per message and
+    # allocations per iteration are thousandths of allocations per message.
+    run = {}
+    for entry in json.load(open(path)):
+        name = entry["benchmark"].rsplit(".", 1)[-1]
+        metrics = entry["secondaryMetrics"]
+        run[name] = {"ns_per_message": metrics["Time (wall clock)"]["scorePercentiles"]["50.0"],
+                     "allocations_per_message": metrics["Malloc (total)"]["scorePercentiles"]["50.0"] / 1000}
+    pipeline = run["pipeline_to_hand-off,_100_000_ports"]
+    return {"prefilter_ns": run["prefilter"]["ns_per_message"], "extract_ns": run["extract"]["ns_per_message"],
+            "validate_ns": run["validate"]["ns_per_message"],
+            "handoff_ns": run["hand-off,_100_000_ports"]["ns_per_message"],
+            "pipeline_messages_per_s": 1e9 / pipeline["ns_per_message"],
+            "pipeline_allocations": pipeline["allocations_per_message"],
+            "handoff_allocations": run["hand-off,_100_000_ports"]["allocations_per_message"]}
+pipeline = [stage_medians(path) for path in sys.argv[4:]]
 def med(rows, key): return statistics.median(r[key] for r in rows)
 table = [
     ("decoder, ns/message", med(decoder, "decode_ns_per_message")),
@@ -33,12 +61,19 @@ table = [
     ("8192 ports in CONFIG_DB → READY=1, s", med(startup, "ready_s")),
     ("8192 ports: CPU time to READY=1, s", med(startup, "cpu_s")),
     ("8192 ports: RSS at READY=1, MiB", med(startup, "rss_mib")),
+    ("prefilter, ns/message", med(pipeline, "prefilter_ns")),
+    ("extract, ns/message", med(pipeline, "extract_ns")),
+    ("validate, ns/message", med(pipeline, "validate_ns")),
+    ("hand-off (offer + take), ns/message", med(pipeline, "handoff_ns")),
+    ("pipeline to hand-off, one core, messages/s", med(pipeline, "pipeline_messages_per_s")),
+    ("pipeline to hand-off: allocations/message", med(pipeline, "pipeline_allocations")),
+    ("  of which in the hand-off: allocations/message", med(pipeline, "handoff_allocations")),
 ]
 print(f"{'measure (median of %d runs)' % len(latency):<48} {'value':>10}")
 for name, value in table:
     print(f"{name:<48} {value:>10.3f}" if value < 10 else f"{name:<48} {value:>10.1f}")
 result = {"runs": len(latency), "cpus": os.cpu_count(), "kernel": platform.release(),
-          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup}}
+          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "pipeline": pipeline}}
 with open(".bench/latest.json", "w") as f:
     json.dump(result, f, indent=2)
 print("written to .bench/latest.json")

@@ -58,8 +58,14 @@ public struct InterfaceName: Sendable, Hashable, Comparable, CustomStringConvert
         }
     }
 
-    /// The name as a string. Only meaningful for valid UTF-8; use `escaped` for logs.
-    public var string: String { String(decoding: self.bytes, as: UTF8.self) }
+    /// The name as a string. Only meaningful for valid UTF-8; use `escaped` for logs. Names of up to 15 bytes
+    /// fit Swift's small-string storage, so this allocates nothing.
+    public var string: String {
+        String(unsafeUninitializedCapacity: self.count) { buffer in
+            for index in 0..<self.count { buffer[index] = self.byte(at: index) }
+            return self.count
+        }
+    }
 
     /// The name for a log line: printable ASCII as it is, every other byte as `\xNN`.
     public var escaped: String {

@@ -80,7 +80,8 @@ final class PortPipeline: @unchecked Sendable {
 
     // MARK: Stages
 
-    /// Takes one datagram through every stage. Returns the ports it accepted (the resync uses them).
+    /// Takes one datagram through every stage. When `reconciling`, returns the ports it accepted (the resync
+    /// compares them with the writer's view); otherwise the set stays empty and allocates nothing.
     ///
     /// With `reconciling`, accepted events skip the hand-off's policy and go straight to the writer (which
     /// records every port's latest state and sends it): a resync dump is bounded by the number of ports, and
@@ -103,7 +104,7 @@ final class PortPipeline: @unchecked Sendable {
                 self.malformed(error, trace: trace)
             case .success(let message):
                 self.record(trace, .receive, .pass, .none)
-                if let port = self.run(message, trace: trace, now: now) { accepted.insert(port) }
+                if let port = self.run(message, trace: trace, now: now), reconciling { accepted.insert(port) }
             }
         }
         self.pump()
