@@ -14,6 +14,10 @@ latency=""
 for _ in $(seq "$runs"); do
     latency+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles "${BENCH_TOGGLES:-400}")$'\n'
 done
+storm=""
+for _ in $(seq "$runs"); do
+    storm+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles 200 --storm)$'\n'
+done
 startup=""
 for _ in $(seq "$runs"); do
     startup+=$(python3 scripts/bench_startup.py --bin .build/release/portsyncd --ports 8192)$'\n'
@@ -28,11 +32,13 @@ for run in $(seq "$runs"); do
         exit 1
     fi
 done
-python3 - "$decoder" "$latency" "$startup" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
+python3 - "$decoder" "$latency" "$startup" "$storm" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
 import json, statistics, sys, platform, os
 decoder = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 latency = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
 startup = [json.loads(l) for l in sys.argv[3].splitlines() if l.strip()]
+storm = [json.loads(l) for l in sys.argv[4].splitlines() if l.strip()]
+del sys.argv[4]
 def stage_medians(path):
     # JMH export of one run: each iteration is 1000 messages, so µs per iteration are ns per message and
     # allocations per iteration are thousandths of allocations per message.
@@ -58,6 +64,9 @@ table = [
     ("kernel → STATE_DB (daemon latency) p99, µs", med(latency, "daemon_latency_p99_us")),
     ("ip command → STATE_DB (end to end) p50, µs", med(latency, "end_to_end_p50_us")),
     ("ip command → STATE_DB (end to end) p99, µs", med(latency, "end_to_end_p99_us")),
+    ("during a storm: storm link changes/s", med(storm, "storm_changes_per_s")),
+    ("during a storm: kernel → STATE_DB p50, µs", med(storm, "daemon_latency_p50_us")),
+    ("during a storm: kernel → STATE_DB p99, µs", med(storm, "daemon_latency_p99_us")),
     ("8192 ports in CONFIG_DB → READY=1, s", med(startup, "ready_s")),
     ("8192 ports: CPU time to READY=1, s", med(startup, "cpu_s")),
     ("8192 ports: RSS at READY=1, MiB", med(startup, "rss_mib")),
