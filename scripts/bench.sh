@@ -82,7 +82,7 @@ print(f"{'measure (median of %d runs)' % len(latency):<48} {'value':>10}")
 for name, value in table:
     print(f"{name:<48} {value:>10.3f}" if value < 10 else f"{name:<48} {value:>10.1f}")
 result = {"runs": len(latency), "cpus": os.cpu_count(), "kernel": platform.release(),
-          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "pipeline": pipeline}}
+          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline}}
 with open(".bench/latest.json", "w") as f:
     json.dump(result, f, indent=2)
 print("written to .bench/latest.json")
