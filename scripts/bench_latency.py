@@ -188,7 +188,9 @@ def main():
             control.call("HSET", f"PORT_TABLE:{name}", "admin_status", "up")
         ip.stdin.write("".join(f"link add {n} type veth peer name p{n}\n" for n in others))
         ip.stdin.flush()
-        storm = subprocess.Popen(["ip", "-n", ns, "-batch", "-"], stdin=subprocess.PIPE, text=True)
+        # -force: keep going past a failed line, so one slow link never ends the storm.
+        storm = subprocess.Popen(["ip", "-force", "-n", ns, "-batch", "-"], stdin=subprocess.PIPE, text=True,
+                                 stderr=subprocess.DEVNULL)
         procs.append(storm)
         storm_stop = threading.Event()
 
