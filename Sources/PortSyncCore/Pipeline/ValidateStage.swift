@@ -39,8 +39,7 @@ public struct ValidateStage: Sendable {
     public mutating func check(_ event: inout LinkEvent) -> Verdict {
         let message = event.message
         guard let name = message.name else { return .ignore(.noName) }
-        if let kind = message.linkKind, kind.count == 4, kind.hasPrefix("team") { return .ignore(.team) }
-        if message.kind == .delLink && message.master != 0 { return .ignore(.deleteWithMaster) }
+        if let reason = Self.sonicIgnoreReason(message) { return .ignore(reason) }
         guard LinkFilter.isSafeKeyPart(name) else { return .reject(.unsafeName) }
         if let mtu = message.mtu, !Self.mtuRange.contains(mtu) { return .reject(.mtuOutOfRange) }
         let port = name.string
@@ -65,6 +64,14 @@ public struct ValidateStage: Sendable {
             self.ports[name] = memory
             return .pass(.state(port: port, PortOperState(message)), changed ? .high : .medium)
         }
+    }
+
+    /// SONiC's rules on the decoded attributes: kind `team` is teamsyncd's (statement 16), and a DELLINK with a
+    /// master is a port leaving a bridge or LAG, not a removal (17). `nil` when neither applies.
+    public static func sonicIgnoreReason(_ message: LinkMessage) -> LinkVerdict.IgnoreReason? {
+        if let kind = message.linkKind, kind.count == 4, kind.hasPrefix("team") { return .team }
+        if message.kind == .delLink && message.master != 0 { return .deleteWithMaster }
+        return nil
     }
 
     /// Forgets what is remembered of `name` (its interface is gone).

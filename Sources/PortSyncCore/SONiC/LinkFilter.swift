@@ -1,7 +1,9 @@
 /// SONiC's per-message rules for link messages (statements 13, 14, 16, 17, 28) plus portsyncd's key-safety check.
 ///
 /// A pure value: given a decoded message, it says whether portsyncd acts on it and what the port update is, or
-/// why it does not. The owner counts and logs the verdict.
+/// why it does not, in SONiC's order of checks. The daemon applies the same rules split over the pipeline's
+/// `PrefilterStage` and `ValidateStage` (which share the attribute rules with this type); this whole-message form
+/// serves the decoder benchmark and the rule tests.
 public struct LinkFilter: Sendable, Hashable {
     /// Interfaces that existed at a cold start (statement 22): every message for them is ignored (statement 28).
     public var oldInterfaces: Set<Int32>
@@ -11,8 +13,7 @@ public struct LinkFilter: Sendable, Hashable {
     public func classify(_ message: LinkMessage) -> LinkVerdict {
         guard let name = message.name else { return .ignore(.noName) }
         guard name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel") else { return .ignore(.notAPort) }
-        if let kind = message.linkKind, kind.count == 4, kind.hasPrefix("team") { return .ignore(.team) }
-        if message.kind == .delLink && message.master != 0 { return .ignore(.deleteWithMaster) }
+        if let reason = ValidateStage.sonicIgnoreReason(message) { return .ignore(reason) }
         if self.oldInterfaces.contains(message.ifindex) { return .ignore(.oldInterface) }
         guard Self.isSafeKeyPart(name) else { return .reject(.unsafeName) }
         let port = name.string

@@ -11,7 +11,7 @@ public import PortSyncCore
 ///   main queue                      port queue (serial: the whole port path)
 ///   ──────────                      ─────────────────────────────────────────
 ///   SIGTERM/SIGINT/SIGHUP sources   start-up (blocking Redis, netlink dump, CONFIG_DB copy)
-///   watchdog timer                  LinkMonitor: netlink read source → decode → LinkFilter
+///   watchdog timer                  LinkMonitor: netlink read source → PortPipeline stages
 ///                                   PortStateWriter: hiredis async read/write sources
 ///                                   status timer → STATUS=
 /// ```
