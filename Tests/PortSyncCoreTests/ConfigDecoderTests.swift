@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 20)
+        #expect(schema.count == 31)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -43,7 +43,7 @@ struct ConfigDecoderTests {
             adopt_existing_interfaces = true
 
             [daemon]
-            shutdown_timeout_ms = 0
+            graceful_shutdown_timeout_ms = 0
             status_interval_ms = 3600000
             config_check_interval_ms = 0
 
@@ -58,6 +58,21 @@ struct ConfigDecoderTests {
             stage_event_capacity = 16
             flap_rate_limit = 1000000
             flap_window_ms = 3600000
+            adaptive_autotune = false
+
+            [supervisor]
+            restart_initial_ms = 1
+            restart_max_ms = 3600000
+            restart_jitter_percent = 100
+            restart_intensity = 0
+            restart_period_ms = 1000
+            heartbeat_interval_ms = 10
+            stall_timeout_ms = 600000
+
+            [telemetry]
+            metrics_file = "/var/lib/prometheus/node-exporter/portsyncd.prom"
+            analytics_half_life_ms = 100
+            analytics_interval_ms = 3600000
 
             [log]
             level = "trace"
@@ -69,7 +84,7 @@ struct ConfigDecoderTests {
         expected.redis.reconnectMaxMs = 600_000
         expected.netlink.receiveBufferBytes = 4096
         expected.sonic.adoptExistingInterfaces = true
-        expected.daemon.shutdownTimeoutMs = 0
+        expected.daemon.gracefulShutdownTimeoutMs = 0
         expected.daemon.statusIntervalMs = 3_600_000
         expected.daemon.configCheckIntervalMs = 0
         expected.pipeline.streamBufferCapacity = 1
@@ -82,6 +97,17 @@ struct ConfigDecoderTests {
         expected.pipeline.stageEventCapacity = 16
         expected.pipeline.flapRateLimit = 1_000_000
         expected.pipeline.flapWindowMs = 3_600_000
+        expected.pipeline.adaptiveAutotune = false
+        expected.supervisor.restartInitialMs = 1
+        expected.supervisor.restartMaxMs = 3_600_000
+        expected.supervisor.restartJitterPercent = 100
+        expected.supervisor.restartIntensity = 0
+        expected.supervisor.restartPeriodMs = 1000
+        expected.supervisor.heartbeatIntervalMs = 10
+        expected.supervisor.stallTimeoutMs = 600_000
+        expected.telemetry.metricsFile = "/var/lib/prometheus/node-exporter/portsyncd.prom"
+        expected.telemetry.analyticsHalfLifeMs = 100
+        expected.telemetry.analyticsIntervalMs = 3_600_000
         expected.log.level = "trace"
         #expect(config == expected)
         for setting in Config.schema {
@@ -127,7 +153,9 @@ struct ConfigDecoderTests {
         .init(
             label: "unknown section", text: "[redis]\nunix_socket = \"\"\n\n[metrics]\nport = 9100\n", line: 4,
             column: 1,
-            message: "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, pipeline, log)"),
+            message:
+                "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, pipeline, supervisor, telemetry, log)"
+        ),
         .init(
             label: "unknown key", text: "[netlink]\nreceive_buffer = 65536\n", line: 2, column: 1,
             message: "unknown key \"receive_buffer\" in [netlink] (known: receive_buffer_bytes)"),
@@ -144,8 +172,8 @@ struct ConfigDecoderTests {
             label: "boolean given as a string", text: "[sonic]\nadopt_existing_interfaces = \"true\"\n", line: 2,
             column: 1, message: "sonic.adopt_existing_interfaces must be a boolean, not string"),
         .init(
-            label: "negative", text: "[daemon]\nshutdown_timeout_ms = -1\n", line: 2, column: 1,
-            message: "daemon.shutdown_timeout_ms = -1 is out of range 0...600000"),
+            label: "negative", text: "[daemon]\ngraceful_shutdown_timeout_ms = -1\n", line: 2, column: 1,
+            message: "daemon.graceful_shutdown_timeout_ms = -1 is out of range 0...600000"),
         .init(
             label: "above range", text: "[netlink]\nreceive_buffer_bytes = 2147483648\n", line: 2, column: 1,
             message: "netlink.receive_buffer_bytes = 2147483648 is out of range 4096...1073741824"),
@@ -214,12 +242,12 @@ struct ConfigDecoderTests {
             label: "float instead of an integer", text: "[netlink]\nreceive_buffer_bytes = 65536.0\n", line: 2,
             column: 1, message: "netlink.receive_buffer_bytes must be an integer, not floating-point number"),
         .init(
-            label: "date instead of an integer", text: "[daemon]\nshutdown_timeout_ms = 1979-05-27\n", line: 2,
-            column: 1, message: "daemon.shutdown_timeout_ms must be an integer, not date"),
+            label: "date instead of an integer", text: "[daemon]\ngraceful_shutdown_timeout_ms = 1979-05-27\n", line: 2,
+            column: 1, message: "daemon.graceful_shutdown_timeout_ms must be an integer, not date"),
         .init(
             label: "key of the wrong section", text: "[log]\nlevel = \"info\"\n\n[daemon]\nlevel = \"info\"\n", line: 5,
             column: 1,
-            message: "unknown key \"level\" in [daemon] (known: shutdown_timeout_ms, status_interval_ms, "
+            message: "unknown key \"level\" in [daemon] (known: graceful_shutdown_timeout_ms, status_interval_ms, "
                 + "config_check_interval_ms)"),
     ]
 

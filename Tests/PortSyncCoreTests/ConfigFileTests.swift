@@ -86,6 +86,38 @@ struct ConfigFileTests {
         }
     }
 
+    /// The comment block above `key = …` in `[section]` of the shipped file.
+    static func comment(of key: String, in section: String, text: String) -> String? {
+        var comments: [Substring] = []
+        var current = ""
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.drop { $0 == " " }
+            if line.hasPrefix("#") {
+                comments.append(line)
+                continue
+            }
+            if line.hasPrefix("[") { current = String(line.dropFirst().prefix { $0 != "]" }) }
+            if current == section && line.hasPrefix(key + " =") { return comments.joined(separator: " ") }
+            comments = []
+        }
+        return nil
+    }
+
+    @Test(
+        "The shipped file marks exactly the keys a reload applies \"(applied on reload)\", the rest \"(restart to apply)\""
+    )
+    func shippedFileReloadMarks() throws {
+        let text = try Self.shippedFile().text
+        for setting in Config.schema {
+            let name = "\(setting.section).\(setting.key)"
+            let block = try #require(Self.comment(of: setting.key, in: setting.section, text: text), "\(name)")
+            let expected = Config.appliedOnReload.contains(name) ? "(applied on reload)" : "(restart to apply)"
+            #expect(block.contains(expected), "\(name) should say \(expected)")
+        }
+        let known = Set(Config.schema.map { "\($0.section).\($0.key)" })
+        #expect(Config.appliedOnReload.isSubset(of: known))
+    }
+
     static func position(_ text: String) -> (line: Int, column: Int)? {
         do {
             _ = try ConfigDecoder.decode(text, file: "portsyncd.toml")

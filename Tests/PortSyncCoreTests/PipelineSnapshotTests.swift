@@ -77,7 +77,7 @@ struct PipelineSnapshotTests {
             ])
         let summaryKeys: Set<String> = [
             "count", "p50_us", "p99_us", "p999_us", "max_us", "under_10us", "under_100us", "under_1ms",
-            "at_least_1ms",
+            "at_least_1ms", "sum_us",
         ]
         let handoff = try #require(object["handoff"] as? [String: Any])
         let writer = try #require(object["writer"] as? [String: Any])

@@ -1122,7 +1122,7 @@ class Rig:
                 "reconnect_initial_ms": 20,
                 "reconnect_max_ms": 200,
             },
-            "daemon": {"shutdown_timeout_ms": 2000, "status_interval_ms": 200},
+            "daemon": {"graceful_shutdown_timeout_ms": 2000, "status_interval_ms": 200},
             "log": {"level": "notice"},
         }
 

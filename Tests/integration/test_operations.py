@@ -33,7 +33,7 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid(rig):
     config_path.write_text("[redis]\nreconnect_max_ms = -5\n")
     daemon.signal(signal.SIGHUP)
     daemon.wait_log(rf"Reload refused, keeping the old configuration: {config_path}:2:1:")
-    wait_for(lambda: any(a.startswith("STATUS=") and "last error: config:" in a
+    wait_for(lambda: any(a.startswith("STATUS=") and "config refused, old kept:" in a
                          for a in daemon.notify.assignments()), what="STATUS= naming the config error")
     rig.seed_appl("Ethernet0")
     rig.add_port("Ethernet0")

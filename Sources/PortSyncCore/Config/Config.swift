@@ -34,8 +34,8 @@ public struct Config: Sendable, Hashable {
     public struct Daemon: Sendable, Hashable {
         public init() {}
 
-        /// How long a stop may take to flush pending Redis writes, in milliseconds.
-        public var shutdownTimeoutMs = 5000
+        /// How long a stop may take to drain the hand-off and the Redis writer, in milliseconds.
+        public var gracefulShutdownTimeoutMs = 5000
         /// How often `STATUS=` is refreshed, in milliseconds.
         public var statusIntervalMs = 1000
         /// How often the file is checked for changes (mtime and content) besides inotify, in milliseconds; 0: never.
@@ -65,6 +65,42 @@ public struct Config: Sendable, Hashable {
         public var flapRateLimit = 10
         /// Flap guard window, in milliseconds.
         public var flapWindowMs = 1000
+        /// Adaptive policy: let the threshold worker move both thresholds with the measured Redis latency (within
+        /// a quarter and four times the configured values).
+        public var adaptiveAutotune = true
+    }
+
+    public struct Supervisor: Sendable, Hashable {
+        public init() {}
+
+        /// Delay before the first restart of a failed worker, in milliseconds; it doubles with each restart.
+        public var restartInitialMs = 100
+        /// Longest delay before a restart, in milliseconds.
+        public var restartMaxMs = 30_000
+        /// Each delay is spread by up to ± this percentage of itself.
+        public var restartJitterPercent = 10
+        /// At most this many restarts of one worker within `restart_period_ms`; one more escalates (a critical
+        /// worker ends the process with status 1, another is stopped and the daemon runs degraded).
+        public var restartIntensity = 5
+        /// The window of `restart_intensity`, in milliseconds.
+        public var restartPeriodMs = 60_000
+        /// How often each worker's queue proves it is alive, in milliseconds.
+        public var heartbeatIntervalMs = 1000
+        /// A worker without a heartbeat for this long is stalled, in milliseconds. A stalled critical worker
+        /// withholds `WATCHDOG=1`; keep it below `WatchdogSec=` minus half of it.
+        public var stallTimeoutMs = 4000
+    }
+
+    public struct Telemetry: Sendable, Hashable {
+        public init() {}
+
+        /// A file rewritten (atomically) with the metrics in Prometheus text format at every status refresh, for
+        /// node_exporter's textfile collector; empty: none.
+        public var metricsFile = ""
+        /// Half-life of the moving averages (event rate, drop rate, hand-off wait, Redis latency), milliseconds.
+        public var analyticsHalfLifeMs = 10_000
+        /// How often the analytics sample the port path, in milliseconds.
+        public var analyticsIntervalMs = 1000
     }
 
     public struct Log: Sendable, Hashable {
@@ -79,9 +115,28 @@ public struct Config: Sendable, Hashable {
     public var sonic = Sonic()
     public var daemon = Daemon()
     public var pipeline = Pipeline()
+    public var supervisor = Supervisor()
+    public var telemetry = Telemetry()
     public var log = Log()
 
     public init() {}
+
+    /// The keys a reload applies to the running daemon (`section.key`); a change to any other key is reported as
+    /// needing a restart. The shipped file marks each key "(applied on reload)" or "(restart to apply)" to match.
+    public static let appliedOnReload: Set<String> = [
+        "daemon.graceful_shutdown_timeout_ms", "daemon.status_interval_ms", "daemon.config_check_interval_ms",
+        "pipeline.adaptive_block_below_us", "pipeline.adaptive_shed_above_us", "pipeline.adaptive_autotune",
+        "pipeline.writer_max_in_flight", "pipeline.send_max_retries", "pipeline.send_retry_delay_us",
+        "supervisor.restart_initial_ms", "supervisor.restart_max_ms", "supervisor.restart_jitter_percent",
+        "supervisor.restart_intensity", "supervisor.restart_period_ms", "supervisor.heartbeat_interval_ms",
+        "supervisor.stall_timeout_ms", "telemetry.metrics_file", "telemetry.analytics_half_life_ms",
+        "telemetry.analytics_interval_ms", "log.level",
+    ]
+
+    /// The keys whose values differ between `self` and `other`, as `section.key`, in schema order.
+    public func changedKeys(from other: Config) -> [String] {
+        Config.schema.filter { $0.tomlValue(in: self) != $0.tomlValue(in: other) }.map { "\($0.section).\($0.key)" }
+    }
 
     /// The hand-off policies `pipeline.drop_policy` accepts.
     public static let dropPolicies = ["block", "drop_oldest", "drop_newest", "coalesce", "adaptive"]

@@ -83,21 +83,37 @@ public enum ConfigDecoder {
                 }
             }
         }
-        if config.redis.reconnectInitialMs > config.redis.reconnectMaxMs {
-            let at = locator.find("reconnect_initial_ms", in: "redis") ?? locator.key("reconnect_max_ms", in: "redis")
-            throw ConfigError(
-                file: file, line: at.line, column: at.column,
-                message: "redis.reconnect_initial_ms (\(config.redis.reconnectInitialMs)) must not exceed "
-                    + "redis.reconnect_max_ms (\(config.redis.reconnectMaxMs))")
-        }
-        if config.pipeline.adaptiveBlockBelowUs > config.pipeline.adaptiveShedAboveUs {
-            let at =
-                locator.find("adaptive_block_below_us", in: "pipeline")
-                ?? locator.key("adaptive_shed_above_us", in: "pipeline")
-            throw ConfigError(
-                file: file, line: at.line, column: at.column,
-                message: "pipeline.adaptive_block_below_us (\(config.pipeline.adaptiveBlockBelowUs)) must not exceed "
-                    + "pipeline.adaptive_shed_above_us (\(config.pipeline.adaptiveShedAboveUs))")
+        // Pairs of keys whose values must be ordered; the error points at the first key, or the second if the
+        // first is not in the file (its default is what conflicts).
+        let ordered: [(low: String, high: String, strict: Bool, values: (Int, Int))] = [
+            (
+                "redis.reconnect_initial_ms", "redis.reconnect_max_ms", false,
+                (config.redis.reconnectInitialMs, config.redis.reconnectMaxMs)
+            ),
+            (
+                "pipeline.adaptive_block_below_us", "pipeline.adaptive_shed_above_us", false,
+                (config.pipeline.adaptiveBlockBelowUs, config.pipeline.adaptiveShedAboveUs)
+            ),
+            (
+                "supervisor.restart_initial_ms", "supervisor.restart_max_ms", false,
+                (config.supervisor.restartInitialMs, config.supervisor.restartMaxMs)
+            ),
+            (
+                "supervisor.heartbeat_interval_ms", "supervisor.stall_timeout_ms", true,
+                (config.supervisor.heartbeatIntervalMs, config.supervisor.stallTimeoutMs)
+            ),
+        ]
+        for pair in ordered where pair.strict ? pair.values.0 >= pair.values.1 : pair.values.0 > pair.values.1 {
+            let low = pair.low.split(separator: ".").map(String.init)
+            let high = pair.high.split(separator: ".").map(String.init)
+            // A strict pair reads better from the larger key: "stall_timeout_ms must exceed heartbeat_interval_ms".
+            let (first, second) = pair.strict ? (high, low) : (low, high)
+            let at = locator.find(first[1], in: first[0]) ?? locator.key(second[1], in: second[0])
+            let message =
+                pair.strict
+                ? "\(pair.high) (\(pair.values.1)) must exceed \(pair.low) (\(pair.values.0))"
+                : "\(pair.low) (\(pair.values.0)) must not exceed \(pair.high) (\(pair.values.1))"
+            throw ConfigError(file: file, line: at.line, column: at.column, message: message)
         }
         return config
     }

@@ -48,7 +48,8 @@ extension Config {
                 kind: .integer(4096...1_073_741_824, \.netlink.receiveBufferBytes)),
             .init(section: "sonic", key: "adopt_existing_interfaces", kind: .boolean(\.sonic.adoptExistingInterfaces)),
             .init(
-                section: "daemon", key: "shutdown_timeout_ms", kind: .integer(0...600_000, \.daemon.shutdownTimeoutMs)),
+                section: "daemon", key: "graceful_shutdown_timeout_ms",
+                kind: .integer(0...600_000, \.daemon.gracefulShutdownTimeoutMs)),
             .init(
                 section: "daemon", key: "status_interval_ms", kind: .integer(100...3_600_000, \.daemon.statusIntervalMs)
             ),
@@ -78,6 +79,35 @@ extension Config {
                 kind: .integer(16...10_000_000, \.pipeline.stageEventCapacity)),
             .init(section: "pipeline", key: "flap_rate_limit", kind: .integer(1...1_000_000, \.pipeline.flapRateLimit)),
             .init(section: "pipeline", key: "flap_window_ms", kind: .integer(1...3_600_000, \.pipeline.flapWindowMs)),
+            .init(section: "pipeline", key: "adaptive_autotune", kind: .boolean(\.pipeline.adaptiveAutotune)),
+            .init(
+                section: "supervisor", key: "restart_initial_ms",
+                kind: .integer(1...600_000, \.supervisor.restartInitialMs)),
+            .init(
+                section: "supervisor", key: "restart_max_ms", kind: .integer(1...3_600_000, \.supervisor.restartMaxMs)),
+            .init(
+                section: "supervisor", key: "restart_jitter_percent",
+                kind: .integer(0...100, \.supervisor.restartJitterPercent)),
+            .init(
+                section: "supervisor", key: "restart_intensity", kind: .integer(0...1000, \.supervisor.restartIntensity)
+            ),
+            .init(
+                section: "supervisor", key: "restart_period_ms",
+                kind: .integer(1000...86_400_000, \.supervisor.restartPeriodMs)),
+            .init(
+                section: "supervisor", key: "heartbeat_interval_ms",
+                kind: .integer(10...60_000, \.supervisor.heartbeatIntervalMs)),
+            .init(
+                section: "supervisor", key: "stall_timeout_ms",
+                kind: .integer(50...600_000, \.supervisor.stallTimeoutMs)
+            ),
+            .init(section: "telemetry", key: "metrics_file", kind: .path(\.telemetry.metricsFile, allowEmpty: true)),
+            .init(
+                section: "telemetry", key: "analytics_half_life_ms",
+                kind: .integer(100...3_600_000, \.telemetry.analyticsHalfLifeMs)),
+            .init(
+                section: "telemetry", key: "analytics_interval_ms",
+                kind: .integer(100...3_600_000, \.telemetry.analyticsIntervalMs)),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]
     }

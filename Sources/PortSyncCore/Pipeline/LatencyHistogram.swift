@@ -102,6 +102,28 @@ public struct LatencyHistogram: Sendable, Hashable {
         self.maximum = Swift.max(self.maximum, other.maximum)
     }
 
+    /// The values recorded since `earlier`, a copy of this histogram taken before: bucket counts, count and sum are
+    /// exact; `min` and `max` are the bounds of the lowest and highest non-empty bucket (capped at this `max`).
+    /// A histogram that was reset since `earlier` gives itself.
+    public func since(_ earlier: LatencyHistogram) -> LatencyHistogram {
+        guard earlier.count <= self.count else { return self }
+        var interval = LatencyHistogram()
+        for index in 0..<Self.bucketCount {
+            let now = self.buckets[index]
+            let before = earlier.buckets[index]
+            guard now >= before else { return self }
+            let delta = now - before
+            guard delta > 0 else { continue }
+            interval.buckets[index] = delta
+            let range = Self.bucketRange(index: index)
+            interval.minimum = Swift.min(interval.minimum, range.lowerBound)
+            interval.maximum = Swift.max(interval.maximum, Swift.min(range.upperBound, self.maximum))
+        }
+        interval.count = self.count - earlier.count
+        interval.sum = self.sum >= earlier.sum ? self.sum - earlier.sum : 0
+        return interval
+    }
+
     /// The values counted in the same bucket as `micros` (values above 60 s count in the top bucket).
     public static func bucketRange(containing micros: UInt64) -> ClosedRange<UInt64> {
         self.bucketRange(index: self.bucketIndex(Swift.min(micros, self.highestTrackableValue)))

@@ -109,11 +109,14 @@ public struct LatencySummary: Codable, Sendable, Equatable {
     public var under1ms: UInt64
     /// Durations of 1 ms or more (`at_least_1ms`).
     public var atLeast1ms: UInt64
+    /// The sum of the durations (`sum_us`), for a Prometheus histogram's `_sum`.
+    public var sumMicros: UInt64
 
     /// A summary from its figures; every one defaults to 0.
     public init(
         count: UInt64 = 0, p50: UInt64 = 0, p99: UInt64 = 0, p999: UInt64 = 0, max: UInt64 = 0,
-        under10us: UInt64 = 0, under100us: UInt64 = 0, under1ms: UInt64 = 0, atLeast1ms: UInt64 = 0
+        under10us: UInt64 = 0, under100us: UInt64 = 0, under1ms: UInt64 = 0, atLeast1ms: UInt64 = 0,
+        sumMicros: UInt64 = 0
     ) {
         self.count = count
         self.p50 = p50
@@ -124,6 +127,7 @@ public struct LatencySummary: Codable, Sendable, Equatable {
         self.under100us = under100us
         self.under1ms = under1ms
         self.atLeast1ms = atLeast1ms
+        self.sumMicros = sumMicros
     }
 
     /// The summary of a histogram: its count, p50, p99, p99.9, max and the four fixed buckets.
@@ -132,7 +136,8 @@ public struct LatencySummary: Codable, Sendable, Equatable {
         self.init(
             count: histogram.count, p50: histogram.percentile(50), p99: histogram.percentile(99),
             p999: histogram.percentile(99.9), max: histogram.max, under10us: buckets.under10us,
-            under100us: buckets.under100us, under1ms: buckets.under1ms, atLeast1ms: buckets.atLeast1ms)
+            under100us: buckets.under100us, under1ms: buckets.under1ms, atLeast1ms: buckets.atLeast1ms,
+            sumMicros: UInt64((histogram.mean * Double(histogram.count)).rounded()))
     }
 
     enum CodingKeys: String, CodingKey {
@@ -145,6 +150,7 @@ public struct LatencySummary: Codable, Sendable, Equatable {
         case under100us = "under_100us"
         case under1ms = "under_1ms"
         case atLeast1ms = "at_least_1ms"
+        case sumMicros = "sum_us"
     }
 }
 

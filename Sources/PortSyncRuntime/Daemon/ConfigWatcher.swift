@@ -7,7 +7,7 @@ import Glibc
 /// `IN_MOVED_TO`, plus a periodic check of its modification time and content as a fallback. `changed` runs on
 /// `queue` when the content differs from what was last seen, so one save gives one reload.
 ///
-/// Threading: confined to `queue` (the main queue).
+/// Threading: confined to `queue` (the config worker's).
 final class ConfigWatcher: @unchecked Sendable {
     private let path: String
     private let queue: DispatchQueue
@@ -62,6 +62,22 @@ final class ConfigWatcher: @unchecked Sendable {
             timer.resume()
         }
         return problem
+    }
+
+    /// Stops watching: closes the inotify descriptor and cancels the periodic check.
+    func stop() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.timer?.cancel()
+        self.timer = nil
+        if let source = self.source {
+            let fd = self.inotify
+            source.setCancelHandler { close(fd) }
+            source.cancel()
+        } else if self.inotify >= 0 {
+            close(self.inotify)
+        }
+        self.source = nil
+        self.inotify = -1
     }
 
     /// Records the file as it is now as seen (after a reload triggered elsewhere, such as SIGHUP).

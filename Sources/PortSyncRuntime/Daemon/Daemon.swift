@@ -5,45 +5,53 @@ import Glibc
 public import Logging
 public import PortSyncCore
 
-/// The portsyncd process: start-up, the port path, systemd, signals and reload, wired together.
+/// The portsyncd process: start-up, the supervised workers, systemd, signals and reload, wired together.
 ///
 /// ```
-///   main queue                      port queue (serial: the whole port path)
-///   ──────────                      ─────────────────────────────────────────
-///   SIGTERM/SIGINT/SIGHUP sources   start-up (blocking Redis, netlink dump, CONFIG_DB copy)
-///   watchdog timer                  LinkMonitor: netlink read source → PortPipeline stages
-///                                   PortStateWriter: hiredis async read/write sources
-///                                   status timer → STATUS=
+///   main queue           SIGTERM/SIGINT/SIGHUP sources
+///   supervisor queue     restarts with backoff, stall checks, WATCHDOG=1 (only while no critical worker stalls)
+///   port queue           start-up (blocking Redis, netlink dump, CONFIG_DB copy), then the critical workers:
+///                          netlink  LinkMonitor: netlink read source → PortPipeline stages → hand-off
+///                          redis    PortStateWriter: hiredis async read/write sources
+///   telemetry queue      STATUS= and the metrics file, from a DaemonReport gathered with async hops
+///   analytics queue      moving averages of the port path
+///   thresholds queue     moves the adaptive hand-off thresholds
+///   config queue         inotify + periodic check + SIGHUP → parse, validate, diff, apply
 /// ```
-/// Only `Sendable` values cross between the two queues.
+/// The port path is one serial queue on purpose: no locks, and per-port order for free. Other queues reach it
+/// with `async` only (the config worker alone uses `sync`, to apply a reload atomically), so nothing waits for a
+/// client of the port path. Only `Sendable` values cross between queues.
 public final class Daemon: @unchecked Sendable {
     private let configPath: String
     private let logLevel: LogLevelBox
     private let logger: Logger
     private let notifier = SystemdNotifier()
     private let portQueue = DispatchQueue(label: "portsyncd.port")
+    private let startConfig: Config
+
+    // Set once in `run()`, before any queue runs; used from any queue afterwards.
+    private var supervisor: Supervisor!
+    private var telemetry: TelemetryWorker!
+    private var configWorker: ConfigWorker!
+    private var analytics: AnalyticsWorker!
+    private var thresholds: ThresholdWorker!
 
     // Main queue only.
     private var signalSources: [any DispatchSourceSignal] = []
-    private var watchdogTimer: (any DispatchSourceTimer)?
-    private var configWatcher: ConfigWatcher?
     private var stopping = false
 
     // Port queue only.
     private var config: Config
     private var writer: PortStateWriter?
     private var monitor: LinkMonitor?
-    private var statusTimer: (any DispatchSourceTimer)?
     private var startupDelayMs: Int
     private var ready = false
+    private var shuttingDown = false
     private var startupStatus = "starting"
-    private var lastAccepted = 0
-    private var lastStatusTime = MonotonicClock.nowMicroseconds()
-    private var eventsPerSecond = 0.0
-    private var reloadError: String?
 
     public init(config: Config, configPath: String, logLevel: LogLevelBox, logger: Logger) {
         self.config = config
+        self.startConfig = config
         self.configPath = configPath
         self.logLevel = logLevel
         self.logger = logger
@@ -54,10 +62,32 @@ public final class Daemon: @unchecked Sendable {
     public func run() -> Never {
         signal(SIGPIPE, SIG_IGN)  // hiredis writes to a socket that Redis may have closed
         for stray in [SIGUSR1, SIGUSR2] { signal(stray, SIG_IGN) }
+        let config = self.startConfig
+        self.supervisor = Supervisor(
+            settings: SupervisorSettings(config.supervisor), notifier: self.notifier, logger: self.logger,
+            escalate: { [self] reason in self.fatal(reason) },
+            onChange: { [self] in self.telemetry.refresh() })
+        self.telemetry = TelemetryWorker(
+            portQueue: self.portQueue, config: config, notifier: self.notifier, logger: self.logger,
+            gather: { [self] in self.portPathReport() })
+        self.telemetry.attach(self.supervisor)
+        self.configWorker = ConfigWorker(
+            path: self.configPath, config: config, notifier: self.notifier, logger: self.logger,
+            apply: { [self] old, new in self.apply(old: old, new: new) },
+            reported: { [self] reload in self.telemetry.reloaded(reload) })
+        self.thresholds = ThresholdWorker(config: config, logger: self.logger) { [self] thresholds in
+            self.portQueue.async { self.monitor?.pipeline.adaptiveThresholds = thresholds }
+        }
+        self.analytics = AnalyticsWorker(
+            portQueue: self.portQueue, config: config, sample: { [self] in self.portPathSample() },
+            publish: { [self] figures in
+                self.telemetry.analyticsUpdated(figures)
+                self.thresholds.consider(figures)
+            })
         self.installSignalHandlers()
-        self.startWatchdog()
-        let checkIntervalMs = self.config.daemon.configCheckIntervalMs  // read before the port queue runs
-        DispatchQueue.main.async { self.watchConfig(checkIntervalMs: checkIntervalMs) }
+        self.supervisor.add(self.configWorker)
+        self.supervisor.add(self.telemetry)
+        self.supervisor.run()
         self.portQueue.async { self.startUp() }
         dispatchMain()
     }
@@ -150,7 +180,6 @@ public final class Daemon: @unchecked Sendable {
         let monitor = LinkMonitor(
             queue: self.portQueue, socket: events, requester: requester, pipeline: pipeline, writer: writer,
             logger: self.logger)
-        writer.onFatal = { [self] message in self.fatal(message) }
         self.writer = writer
         self.monitor = monitor
         writer.start()
@@ -159,11 +188,18 @@ public final class Daemon: @unchecked Sendable {
         }
         writer.endOfBatch()
         monitor.start()
-        self.startStatusTimer()
+        // The critical workers adopt what start-up built; from now on failures restart them.
+        self.supervisor.add(RedisWorker(writer: writer))
+        self.supervisor.add(
+            NetlinkWorker(
+                monitor: monitor, receiveBufferBytes: self.config.netlink.receiveBufferBytes, logger: self.logger))
+        self.supervisor.add(self.analytics)
+        self.supervisor.add(self.thresholds)
         writer.whenIdle { [self] in
+            guard !self.shuttingDown else { return }
             self.ready = true
-            let status = self.statusLine()
-            self.notifier.ready(status: status)
+            self.notifier.ready(status: self.portPathReport().statusLine())
+            self.telemetry.refresh()
             self.logger.notice(
                 "Ready: \(ports.count) configured ports, \(oldInterfaces.count) old interfaces ignored, \(waiting.count) awaited",
                 metadata: ["EVENT": "ready"])
@@ -213,43 +249,58 @@ public final class Daemon: @unchecked Sendable {
         exit(1)
     }
 
-    // MARK: Status (port queue)
+    // MARK: Reports (port queue)
 
-    private func startStatusTimer() {
-        let timer = DispatchSource.makeTimerSource(queue: self.portQueue)
-        let interval = self.config.daemon.statusIntervalMs
-        timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
-        timer.setEventHandler { [unowned self] in
-            self.writer?.checkIdle()
-            self.monitor?.pollForMissedEvents()
-            self.notifier.status(self.statusLine())
+    /// The port path's part of the daemon's report. Port queue only.
+    private func portPathReport() -> DaemonReport {
+        dispatchPrecondition(condition: .onQueue(self.portQueue))
+        var report = DaemonReport()
+        guard let writer = self.writer, let monitor = self.monitor else {
+            report.phase = self.shuttingDown ? .stopping : .starting
+            report.startupStatus = self.startupStatus
+            return report
         }
-        self.statusTimer = timer
-        timer.resume()
+        report.phase = self.shuttingDown ? .stopping : (self.ready ? .ready : .syncing)
+        report.portsSynced = writer.state.synced.count
+        report.portsAwaited = writer.state.initDone == .written ? 0 : writer.state.waiting.count
+        report.redis = writer.connectionState
+        report.redisConnected = writer.isConnected
+        report.pipeline = monitor.pipeline.snapshot()
+        if self.config.pipeline.dropPolicy == "adaptive" { report.adaptive = monitor.pipeline.adaptiveThresholds }
+        report.lastError = writer.lastError ?? monitor.lastError ?? monitor.pipeline.lastError
+        return report
     }
 
-    private func statusLine() -> String {
-        guard let writer = self.writer, let monitor = self.monitor else { return self.startupStatus }
-        let now = MonotonicClock.nowMicroseconds()
-        let elapsed = Double(now - self.lastStatusTime) / 1_000_000
-        if elapsed >= 0.5 {
-            let accepted = Int(monitor.pipeline.messages.candidatesSent)
-            self.eventsPerSecond = Double(accepted - self.lastAccepted) / elapsed
-            self.lastAccepted = accepted
-            self.lastStatusTime = now
+    /// What the analytics worker folds in. Port queue only.
+    private func portPathSample() -> PortPathSample {
+        dispatchPrecondition(condition: .onQueue(self.portQueue))
+        guard let writer = self.writer, let pipeline = self.monitor?.pipeline else {
+            return PortPathSample(
+                takenAtMicros: MonotonicClock.nowMicroseconds(), eventsAccepted: 0, dropped: 0,
+                handoffWait: LatencyHistogram(), writerLatency: LatencyHistogram())
         }
-        var parts = [
-            self.ready ? "ready" : "syncing",
-            "\(writer.state.synced.count) ports synced",
-            "\(Int(self.eventsPerSecond.rounded())) events/s",
-            "redis \(writer.connectionState)",
-        ]
-        if writer.state.initDone != .written { parts.append("awaiting \(writer.state.waiting.count) ports") }
-        parts.append(monitor.pipeline.snapshot().statusSummary())
-        if let error = self.reloadError ?? writer.lastError ?? monitor.lastError ?? monitor.pipeline.lastError {
-            parts.append("last error: \(error)")
+        return PortPathSample(
+            takenAtMicros: MonotonicClock.nowMicroseconds(), eventsAccepted: pipeline.messages.candidatesSent,
+            dropped: pipeline.snapshot().handoff.droppedTotal, handoffWait: pipeline.handoffWait,
+            writerLatency: writer.latency)
+    }
+
+    // MARK: Reload (config queue)
+
+    /// Applies a valid new configuration to every worker; the port path's part atomically (one `sync` block).
+    private func apply(old: Config, new: Config) {
+        if let level = Logger.Level(rawValue: new.log.level) { self.logLevel.level = level }
+        self.supervisor.update(SupervisorSettings(new.supervisor))
+        self.telemetry.update(new)
+        self.analytics.update(new)
+        self.thresholds.update(new)
+        self.portQueue.sync {
+            self.config = new
+            guard let writer = self.writer else { return }
+            writer.maxInFlight = new.pipeline.writerMaxInFlight
+            writer.maxRetries = new.pipeline.sendMaxRetries
+            writer.retryDelayMicros = new.pipeline.sendRetryDelayUs
         }
-        return parts.joined(separator: ", ")
     }
 
     // MARK: Signals and watchdog (main queue)
@@ -259,22 +310,15 @@ public final class Daemon: @unchecked Sendable {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
             source.setEventHandler { [unowned self] in
-                if number == SIGHUP { self.reload() } else { self.shutDown(signal: number) }
+                if number == SIGHUP {
+                    self.configWorker.reloadOnSignal()
+                } else {
+                    self.shutDown(signal: number)
+                }
             }
             source.resume()
             self.signalSources.append(source)
         }
-    }
-
-    /// `WATCHDOG=1` every `WATCHDOG_USEC / 2`, when systemd asks for it (honouring `WATCHDOG_PID`).
-    private func startWatchdog() {
-        guard let usec = self.notifier.watchdogMicroseconds else { return }
-        let timer = DispatchSource.makeTimerSource(queue: .main)
-        let interval = DispatchTimeInterval.microseconds(Int(usec / 2))
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler { [notifier] in notifier.watchdog() }
-        self.watchdogTimer = timer
-        timer.resume()
     }
 
     private func shutDown(signal number: Int32) {
@@ -283,11 +327,15 @@ public final class Daemon: @unchecked Sendable {
             exit(1)
         }
         self.stopping = true
-        self.notifier.stopping(status: "stopping: flushing Redis writes")
-        self.logger.notice("Stopping on signal \(number): flushing pending Redis writes", metadata: ["EVENT": "stop"])
+        self.supervisor.beginShutdown()
+        self.telemetry.beginShutdown()
+        self.notifier.stopping(status: "stopping: draining the hand-off and Redis writes")
+        self.logger.notice("Stopping on signal \(number): draining pending Redis writes", metadata: ["EVENT": "stop"])
         self.portQueue.async { [self] in
-            let timeoutMs = self.config.daemon.shutdownTimeoutMs
-            self.statusTimer?.cancel()
+            let timeoutMs = self.config.daemon.gracefulShutdownTimeoutMs
+            // systemd's stop timeout must cover the drain: ask for it, with a second to exit in.
+            self.notifier.extendTimeout(microseconds: UInt64(timeoutMs + 1000) * 1000)
+            self.shuttingDown = true
             self.monitor?.stop()
             guard let writer = self.writer, let pipeline = self.monitor?.pipeline else { exit(0) }
             pipeline.pump()
@@ -314,61 +362,6 @@ public final class Daemon: @unchecked Sendable {
                 self.logSnapshot()
                 exit(0)
             }
-        }
-    }
-
-    /// Reloads when the file changes (inotify on its directory, and a periodic check), as SIGHUP does.
-    private func watchConfig(checkIntervalMs: Int) {
-        let watcher = ConfigWatcher(path: self.configPath, queue: .main) { [unowned self] in
-            self.logger.notice("The configuration file changed; reloading", metadata: ["EVENT": "config_changed"])
-            self.reload()
-        }
-        if let problem = watcher.start(checkIntervalMs: checkIntervalMs) {
-            self.logger.warning(
-                "Cannot watch \(self.configPath) with inotify (\(problem)); relying on the periodic check and SIGHUP",
-                metadata: ["EVENT": "config_watch"])
-        }
-        self.configWatcher = watcher
-    }
-
-    /// SIGHUP: read the file again; apply what can change at run time, report what needs a restart, and keep
-    /// the old configuration if the new one is invalid.
-    private func reload() {
-        self.configWatcher?.markSeen()
-        self.notifier.reloading()
-        let newConfig: Config
-        do {
-            newConfig = try ConfigFile.load(self.configPath)
-        } catch {
-            self.logger.error(
-                "Reload refused, keeping the old configuration: \(error)",
-                metadata: [
-                    "EVENT": "reload_failed", "CONFIG_FILE": .string(error.file), "CONFIG_LINE": "\(error.line)",
-                ])
-            self.portQueue.async { [self] in
-                self.reloadError = "config: \(error)"
-                self.notifier.ready(status: self.statusLine())
-            }
-            return
-        }
-        self.portQueue.async { [self] in
-            let old = self.config
-            let changed = Config.schema.filter { $0.tomlValue(in: old) != $0.tomlValue(in: newConfig) }
-                .map { "\($0.section).\($0.key)" }
-            if let level = Logger.Level(rawValue: newConfig.log.level) { self.logLevel.level = level }
-            let applied = changed.filter { $0 == "log.level" || $0 == "daemon.status_interval_ms" }
-            let restart = changed.filter { !applied.contains($0) }
-            self.config = newConfig
-            self.reloadError = nil
-            if applied.contains("daemon.status_interval_ms") {
-                self.statusTimer?.cancel()
-                self.startStatusTimer()
-            }
-            let summary = changed.isEmpty ? "no change" : "changed " + changed.joined(separator: ", ")
-            let needsRestart =
-                restart.isEmpty ? "" : "; needs a restart to take effect: " + restart.joined(separator: ", ")
-            self.logger.notice("Configuration reloaded: \(summary)\(needsRestart)", metadata: ["EVENT": "reloaded"])
-            self.notifier.ready(status: self.statusLine())
         }
     }
 }

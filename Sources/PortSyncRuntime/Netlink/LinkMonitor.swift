@@ -16,8 +16,8 @@ final class LinkMonitor: @unchecked Sendable {
     private static let datagramsPerWakeup = 256
 
     let queue: DispatchQueue
-    private let socket: NetlinkSocket
-    private let requester: NetlinkRequester
+    private var socket: NetlinkSocket
+    private var requester: NetlinkRequester
     private let writer: PortStateWriter
     let pipeline: PortPipeline
     private let logger: Logger
@@ -29,6 +29,9 @@ final class LinkMonitor: @unchecked Sendable {
     private(set) var overruns = 0
     private(set) var resyncs = 0
     private(set) var lastError: String?
+    /// A failure this monitor cannot handle itself (the socket fails, a dump fails): the supervisor restarts the
+    /// netlink worker, which opens new sockets and resyncs.
+    var onFailure: (String) -> Void = { _ in }
 
     init(
         queue: DispatchQueue, socket: NetlinkSocket, requester: NetlinkRequester, pipeline: PortPipeline,
@@ -63,6 +66,16 @@ final class LinkMonitor: @unchecked Sendable {
         source.cancel()
         if self.paused { source.resume() }  // a suspended source must not be released
         self.source = nil
+    }
+
+    /// New sockets after a restart of the netlink worker (the old ones close when released). Call `start()` and
+    /// `resync()` next: events sent while no socket was open are only known from the dump.
+    func replaceSockets(events: NetlinkSocket, requester: NetlinkRequester) {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.stop()
+        self.socket = events
+        self.requester = requester
+        self.resyncPending = false
     }
 
     /// Pauses or resumes reading: the hand-off is full under the `block` policy, or has room again.
@@ -117,6 +130,7 @@ final class LinkMonitor: @unchecked Sendable {
             } catch {
                 self.lastError = "netlink: \(error)"
                 self.logger.error("Reading the netlink socket failed: \(error)", metadata: ["EVENT": "netlink_error"])
+                self.onFailure("reading the netlink socket: \(error)")
                 break
             }
             guard case .bytes(let count) = result else {
@@ -155,6 +169,7 @@ final class LinkMonitor: @unchecked Sendable {
         } catch {
             self.lastError = "netlink dump: \(error)"
             self.logger.error("Dumping links to resync failed: \(error)", metadata: ["EVENT": "resync_failed"])
+            self.onFailure("dumping links: \(error)")
             return
         }
         var present: Set<String> = []

@@ -253,6 +253,12 @@ final class PortPipeline: @unchecked Sendable {
 
     // MARK: Observation
 
+    /// The `adaptive` policy's thresholds, moved by the threshold worker or a reload.
+    var adaptiveThresholds: AdaptiveThresholds {
+        get { self.handoff.adaptive }
+        set { self.handoff.adaptive = newValue }
+    }
+
     /// What the pipeline has done so far; cheap enough to take at any time.
     func snapshot() -> PipelineSnapshot {
         dispatchPrecondition(condition: .onQueue(self.queue))

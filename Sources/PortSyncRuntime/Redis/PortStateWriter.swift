@@ -129,6 +129,19 @@ final class PortStateWriter: @unchecked Sendable {
         self.connected = false
     }
 
+    /// Starts again after `stop()` (a supervisor restart): a new connection, and the latest state of every port
+    /// written again once it is up, as after a lost connection.
+    func restart() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.stopped = false
+        self.connected = false
+        self.state.connectionLost()
+        self.counters.reconnects += 1
+        self.connectionState = "reconnecting (restart)"
+        self.nextDelayMs = self.backoff.initialMs
+        self.connect()
+    }
+
     // MARK: Writes
 
     private func send(_ update: PortUpdate, trace: UInt64) {
