@@ -161,6 +161,12 @@ public final class Daemon: @unchecked Sendable {
                 "Copied \(ports.count) ports to APPL_DB; PortConfigDone count=\(ports.count)",
                 metadata: ["EVENT": "port_config_done"])
             waiting.subtract(try startup.portsAlreadyConsumed(ports.map(\.name)))
+            let kernel = Set(KernelInterfaces.list().map(\.name.string))
+            for port in try startup.deleteStaleStateRows(kernel: kernel) {
+                self.logger.notice(
+                    "Port \(port) is in STATE_DB but not in the kernel at a cold start; deleted its stale row",
+                    metadata: ["PORT": .string(port), "EVENT": "stale_state_row"])
+            }
             if switchType != "dpu" && !self.config.sonic.adoptExistingInterfaces {
                 oldInterfaces = self.bringDownOldInterfaces(requester)
             }

@@ -119,6 +119,28 @@ struct SonicStartup {
         return ports
     }
 
+    /// Cold start only: deletes the STATE_DB port rows of ports the kernel does not have, as portsyncd's own
+    /// RTM_DELLINK handling would have, had it been running. On SONiC, swss.sh deletes STATE_DB `PORT_TABLE*`
+    /// before a cold start of the container, so there is nothing to delete; when portsyncd alone was restarted
+    /// (a crash, systemd's `Restart=`), nobody else would. Returns the ports deleted.
+    func deleteStaleStateRows(kernel: Set<String>) throws(RedisError) -> [String] {
+        let prefix = SonicSchema.portTable + self.state.separator
+        let keysReply = try self.client.pipeline([self.schema.select(self.state), RedisCommand("KEYS", prefix + "*")])
+        try Self.check(keysReply)
+        guard let keyItems = keysReply[1].array else { throw RedisError("KEYS returned \(keysReply[1])") }
+        let stale = keyItems.compactMap(\.string).compactMap { key -> String? in
+            guard key.hasPrefix(prefix) else { return nil }
+            let name = String(key.dropFirst(prefix.count))
+            guard name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel"), !kernel.contains(name) else {
+                return nil
+            }
+            return name
+        }.sorted()
+        guard !stale.isEmpty else { return [] }
+        try Self.check(try self.client.pipeline(stale.map { self.schema.stateDelete(port: $0) }))
+        return stale
+    }
+
     /// Statements 5 and 6 (cold start only): one atomic producer write per port, then `PortConfigDone`.
     func copyToApplDB(
         _ ports: [(name: String, fields: [(field: [UInt8], value: [UInt8])])], scripts: SonicScriptHashes
