@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -1261,3 +1262,43 @@ def pytest_runtest_makereport(item, call):
     instance = getattr(item, "_psd_rig", None)
     if instance is not None and report.failed and call.when == "call":
         report.sections.append(("portsyncd", instance.diagnostics()))
+
+
+class Flapper(threading.Thread):
+    """Random admin, carrier and MTU changes on ports, in batches, until stopped."""
+
+    def __init__(self, rig, names):
+        super().__init__(name="flapper", daemon=True)
+        self.rig = rig
+        self.names = names
+        self.batches = 0
+        self.errors = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        rnd = random.Random(20240611)
+        try:
+            while not self.stopping.is_set():
+                lines = []
+                for _ in range(12):
+                    name = rnd.choice(self.names)
+                    peer = self.rig.peers[b(name)]
+                    lines.append(rnd.choice([
+                        f"link set dev {name} up", f"link set dev {name} down",
+                        f"link set dev {peer} up", f"link set dev {peer} down",
+                        f"link set dev {name} mtu {rnd.choice([1400, 1500, 9100])}",
+                    ]))
+                self.rig.ns.batch(lines)
+                self.batches += 1
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            self.errors.append(error)
+
+    def wait_batches(self, more):
+        target = self.batches + more
+        wait_for(lambda: self.batches >= target or bool(self.errors), what=f"{more} more flap batches")
+        assert not self.errors, self.errors
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=30)
+        assert not self.errors, self.errors
