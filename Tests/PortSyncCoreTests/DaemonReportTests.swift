@@ -31,6 +31,14 @@ struct DaemonReportTests {
                 == "ready, 32 ports synced, 120 events/s, redis connected, stalled: netlink, watchdog withheld, "
                 + "degraded: analytics failed, config refused, old kept: /etc/sonic/portsyncd.conf:2:1: "
                 + "log.level = \"loud\" is not one of …")
+        var pending = Self.report()
+        pending.workers = []
+        pending.reload.pendingRestart = ["pipeline.drop_policy", "redis.unix_socket"]
+        #expect(
+            pending.statusLine()
+                == "ready, 32 ports synced, 120 events/s, redis connected, "
+                + "restart to apply pipeline.drop_policy redis.unix_socket")
+        #expect(MetricsExposition.text(pending).contains("\nportsyncd_config_restart_pending_keys 2\n"))
         var starting = DaemonReport()
         starting.startupStatus = "waiting for Redis: connection refused; retry in 200 ms"
         #expect(starting.statusLine() == "waiting for Redis: connection refused; retry in 200 ms")

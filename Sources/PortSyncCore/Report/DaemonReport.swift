@@ -76,6 +76,9 @@ public struct DaemonReport: Sendable, Equatable, Codable {
             parts.append("degraded: " + degraded.map { "\($0.name) \($0.phase.rawValue)" }.joined(separator: ", "))
         }
         if let pipeline = self.pipeline { parts.append(pipeline.statusSummary()) }
+        if !self.reload.pendingRestart.isEmpty {
+            parts.append("restart to apply \(self.reload.pendingRestart.joined(separator: " "))")
+        }
         if let error = self.reload.error {
             parts.append("config refused, old kept: \(error)")
         } else if let error = self.lastError {

@@ -23,6 +23,9 @@ public struct MetricsExposition {
             "portsyncd_config_last_reload_success_timestamp_seconds",
             "When the running configuration was loaded, Unix time.", report.reload.lastSuccessUnixSeconds)
         out.gauge(
+            "portsyncd_config_restart_pending_keys", "Changed settings that take effect only after a restart.",
+            Double(report.reload.pendingRestart.count))
+        out.gauge(
             "portsyncd_watchdog_withheld", "1 while a stalled critical worker withholds WATCHDOG=1.",
             report.watchdogWithheldBy.isEmpty ? 0 : 1)
         out.workers(report.workers)
