@@ -1,0 +1,211 @@
+/// The kinds of event the event bus carries; each has a documented JSON schema (`docs/events.md`) and a test.
+public enum BusEventType: String, Sendable, Hashable, Codable, CaseIterable {
+    case portState = "port_state"
+    case portDeleted = "port_deleted"
+    case counterBar = "counter_bar"
+    case portHealth = "port_health"
+    case alertRaised = "alert_raised"
+    case alertCleared = "alert_cleared"
+    case configReloaded = "config_reloaded"
+    case workerState = "worker_state"
+    /// The snapshot of current port states sent to a new subscriber is complete; live events follow.
+    case sync
+    /// The id a subscriber resumes from is from another epoch or older than the replay ring: a fresh snapshot
+    /// follows.
+    case reset
+    /// The daemon is stopping; the stream ends after this event.
+    case shutdown
+}
+
+/// Where an event stands when buffers overflow: low goes first; high is never dropped for a slow client (the
+/// client is closed instead).
+public enum BusPriority: String, Sendable, Hashable, Codable, CaseIterable, Comparable {
+    case high
+    case medium
+    case low
+
+    private var rank: Int {
+        switch self {
+        case .high: 2
+        case .medium: 1
+        case .low: 0
+        }
+    }
+
+    public static func < (lhs: BusPriority, rhs: BusPriority) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// An event's id: the epoch (new at each process start) and a sequence number within it, written
+/// `<epoch>-<sequence>` (the SSE `id:` and `Last-Event-ID`).
+public struct BusEventID: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var epoch: String
+    public var sequence: UInt64
+
+    public init(epoch: String, sequence: UInt64) {
+        self.epoch = epoch
+        self.sequence = sequence
+    }
+
+    public var description: String { "\(self.epoch)-\(self.sequence)" }
+
+    /// Parses `<epoch>-<sequence>`; the epoch is 1 to 32 lowercase hex digits. `nil` for anything else.
+    public init?(_ text: String) {
+        guard text.utf8.count <= 64, let dash = text.lastIndex(of: "-") else { return nil }
+        let epoch = text[..<dash]
+        let digits = text[text.index(after: dash)...]
+        guard (1...32).contains(epoch.count),
+            epoch.utf8.allSatisfy({
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                    || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0)
+            }),
+            !digits.isEmpty, digits.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            let sequence = UInt64(digits)
+        else { return nil }
+        self.init(epoch: String(epoch), sequence: sequence)
+    }
+}
+
+/// What an event says, by type.
+public enum BusEventData: Sendable, Hashable {
+    public struct PortState: Sendable, Hashable, Codable {
+        public var admin: String
+        public var oper: String
+        public var mtu: UInt32
+        public var carrierChanges: UInt32?
+        public var ifindex: Int32
+        public var traceID: UInt64
+
+        public init(admin: String, oper: String, mtu: UInt32, carrierChanges: UInt32?, ifindex: Int32, traceID: UInt64)
+        {
+            self.admin = admin
+            self.oper = oper
+            self.mtu = mtu
+            self.carrierChanges = carrierChanges
+            self.ifindex = ifindex
+            self.traceID = traceID
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case admin, oper, mtu, ifindex
+            case carrierChanges = "carrier_changes"
+            case traceID = "trace_id"
+        }
+    }
+
+    public struct PortDeleted: Sendable, Hashable, Codable {
+        public var ifindex: Int32
+        public var traceID: UInt64
+
+        public init(ifindex: Int32, traceID: UInt64) {
+            self.ifindex = ifindex
+            self.traceID = traceID
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case ifindex
+            case traceID = "trace_id"
+        }
+    }
+
+    public struct ConfigReloaded: Sendable, Hashable, Codable {
+        public var successful: Bool
+        public var changed: [String]
+        public var applied: [String]
+        public var restartNeeded: [String]
+        public var error: String?
+
+        public init(
+            successful: Bool, changed: [String] = [], applied: [String] = [], restartNeeded: [String] = [],
+            error: String? = nil
+        ) {
+            self.successful = successful
+            self.changed = changed
+            self.applied = applied
+            self.restartNeeded = restartNeeded
+            self.error = error
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case successful, changed, applied, error
+            case restartNeeded = "restart_needed"
+        }
+    }
+
+    public struct Sync: Sendable, Hashable, Codable {
+        /// Port states sent in the snapshot before this event.
+        public var ports: Int
+
+        public init(ports: Int) { self.ports = ports }
+    }
+
+    public struct Reset: Sendable, Hashable, Codable {
+        /// `epoch_changed` (the daemon restarted), `too_old` (beyond the replay ring) or `unknown` (not an id of
+        /// this daemon's).
+        public var reason: String
+        /// The current epoch.
+        public var epoch: String
+
+        public init(reason: String, epoch: String) {
+            self.reason = reason
+            self.epoch = epoch
+        }
+    }
+
+    public struct Shutdown: Sendable, Hashable, Codable {
+        public var reason: String
+
+        public init(reason: String) { self.reason = reason }
+    }
+
+    case portState(PortState)
+    case portDeleted(PortDeleted)
+    case configReloaded(ConfigReloaded)
+    case workerState(WorkerStatus)
+    case sync(Sync)
+    case reset(Reset)
+    case shutdown(Shutdown)
+
+    public var type: BusEventType {
+        switch self {
+        case .portState: .portState
+        case .portDeleted: .portDeleted
+        case .configReloaded: .configReloaded
+        case .workerState: .workerState
+        case .sync: .sync
+        case .reset: .reset
+        case .shutdown: .shutdown
+        }
+    }
+
+    /// The default priority of the type: state changes and control events high, the rest by their nature.
+    public var priority: BusPriority {
+        switch self {
+        case .portState, .portDeleted, .sync, .reset, .shutdown: .high
+        case .configReloaded, .workerState: .medium
+        }
+    }
+}
+
+/// One event on the bus. `id` is assigned by the bus when the event is published; `json` is its wire form,
+/// rendered once and shared by every subscriber.
+public struct BusEvent: Sendable, Hashable {
+    public var id: BusEventID
+    public var port: String?
+    /// Unix time in milliseconds.
+    public var timeMillis: Int64
+    public var priority: BusPriority
+    public var data: BusEventData
+
+    public var type: BusEventType { self.data.type }
+
+    public init(
+        id: BusEventID = BusEventID(epoch: "0", sequence: 0), port: String? = nil, timeMillis: Int64,
+        priority: BusPriority? = nil, data: BusEventData
+    ) {
+        self.id = id
+        self.port = port
+        self.timeMillis = timeMillis
+        self.priority = priority ?? data.priority
+        self.data = data
+    }
+}
