@@ -1,0 +1,200 @@
+public import Dispatch
+import Glibc
+public import PortSyncCore
+import Synchronization
+
+/// The event bus, an important worker on its own queue: publishers anywhere (the port path first of all) hand it
+/// events without waiting; stream clients subscribe and read at their own pace.
+///
+/// Intake: three bounded buffers, one per priority (`events.high_capacity` … defaults 1000 / 500 / 100), behind a
+/// lock held for an append. A full buffer drops the offered event and counts it: the port path never waits for
+/// the bus. The bus queue drains high first, gives each event its id, keeps it for replay and snapshots
+/// (`EventBusState`), and rings each matching subscriber's doorbell. A subscriber's own bounded buffer drops low
+/// priority first and then closes it as `slow` (it resumes from the replay ring with its `Last-Event-ID`).
+public final class EventBus: SupervisedWorker, @unchecked Sendable {
+    public let name = "events"
+    public let criticality = WorkerCriticality.important
+    public let queue = DispatchQueue(label: "portsyncd.events")
+
+    /// The bus's intake figures.
+    public struct IntakeCounters: Sendable, Hashable, Codable {
+        public var dropped: [String: UInt64] = [:]
+        public var accepted: UInt64 = 0
+        public init() {}
+    }
+
+    private struct Intake: ~Copyable {
+        var buffers: [[(BusEventData, String?, BusPriority, Int64)]] = [[], [], []]
+        var capacities: [Int]
+        var counters = IntakeCounters()
+        var drainScheduled = false
+    }
+
+    private let intake: Mutex<Intake>
+    private let clock: @Sendable () -> Int64
+
+    // Bus queue only.
+    private var state: EventBusState
+    private var doorbells: [EventBusState.SubscriberID: AsyncStream<Void>.Continuation] = [:]
+    private var closeReasons: [EventBusState.SubscriberID: String] = [:]
+    private var stopped = false
+
+    /// - Parameters:
+    ///   - capacities: intake buffers for high, medium and low.
+    ///   - clock: Unix time in milliseconds (injected for tests).
+    public init(
+        epoch: String, capacities: (high: Int, medium: Int, low: Int), replayCapacity: Int, clientBufferCapacity: Int,
+        clock: @escaping @Sendable () -> Int64 = EventBus.unixMillis
+    ) {
+        self.intake = Mutex(Intake(capacities: [capacities.high, capacities.medium, capacities.low]))
+        self.state = EventBusState(
+            epoch: epoch, replayCapacity: replayCapacity, clientBufferCapacity: clientBufferCapacity)
+        self.clock = clock
+    }
+
+    /// A new epoch: 16 random hex digits.
+    public static func newEpoch() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    @Sendable public static func unixMillis() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    // MARK: Worker
+
+    public func start(_ context: WorkerContext) throws {
+        self.stopped = false
+    }
+
+    public func stop() {
+        self.stopped = true
+    }
+
+    // MARK: Publishing (any queue)
+
+    /// Offers an event; never waits. Returns false when its priority's intake buffer is full (counted).
+    @discardableResult
+    public func publish(_ data: BusEventData, port: String? = nil, priority: BusPriority? = nil) -> Bool {
+        let priority = priority ?? data.priority
+        let lane = Self.lane(priority)
+        let now = self.clock()
+        let (accepted, wake) = self.intake.withLock { intake -> (Bool, Bool) in
+            guard intake.buffers[lane].count < intake.capacities[lane] else {
+                intake.counters.dropped[priority.rawValue, default: 0] += 1
+                return (false, false)
+            }
+            intake.buffers[lane].append((data, port, priority, now))
+            intake.counters.accepted += 1
+            let wake = !intake.drainScheduled
+            intake.drainScheduled = true
+            return (true, wake)
+        }
+        if wake { self.queue.async { self.drain() } }
+        return accepted
+    }
+
+    public var intakeCounters: IntakeCounters { self.intake.withLock { $0.counters } }
+
+    private static func lane(_ priority: BusPriority) -> Int {
+        switch priority {
+        case .high: 0
+        case .medium: 1
+        case .low: 2
+        }
+    }
+
+    private func drain() {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        let batches = self.intake.withLock { intake -> [[(BusEventData, String?, BusPriority, Int64)]] in
+            let taken = intake.buffers
+            for lane in intake.buffers.indices { intake.buffers[lane].removeAll(keepingCapacity: true) }
+            intake.drainScheduled = false
+            return taken
+        }
+        var rung: Set<EventBusState.SubscriberID> = []
+        for batch in batches {
+            for (data, port, priority, time) in batch {
+                let (_, slow) = self.state.publish(
+                    BusEvent(port: port, timeMillis: time, priority: priority, data: data))
+                for id in slow { self.close(id, reason: "slow") }
+                rung.formUnion(self.doorbells.keys)
+            }
+        }
+        for id in rung { self.doorbells[id]?.yield() }
+    }
+
+    // MARK: Subscribing (async, from stream handlers)
+
+    /// A stream client's view of the bus.
+    public struct Subscription: Sendable {
+        public let id: EventBusState.SubscriberID
+        /// What to send first: a snapshot and `sync`, or the events after `Last-Event-ID`, or a `reset` first.
+        public let initial: [BusEvent]
+        /// Rings when live events are queued for this subscriber; finishes when it is closed.
+        public let doorbell: AsyncStream<Void>
+    }
+
+    public func subscribe(filter: EventFilter, lastEventID: String?) async -> Subscription {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let now = self.clock()
+        return await withCheckedContinuation { (result: CheckedContinuation<Subscription, Never>) in
+            self.queue.async {
+                let (id, initial) = self.state.subscribe(filter: filter, lastEventID: lastEventID, nowMillis: now)
+                self.doorbells[id] = continuation
+                if self.stopped { self.close(id, reason: "shutdown") }
+                result.resume(returning: Subscription(id: id, initial: initial, doorbell: stream))
+            }
+        }
+    }
+
+    /// The live events queued for `id`, or `nil` once it is closed (with the reason).
+    public func take(_ id: EventBusState.SubscriberID) async -> (events: [BusEvent]?, closed: String?) {
+        await withCheckedContinuation { result in
+            self.queue.async {
+                let events = self.state.take(id)
+                result.resume(returning: (events, events == nil ? self.closeReasons[id] : nil))
+            }
+        }
+    }
+
+    /// The client went away.
+    public func unsubscribe(_ id: EventBusState.SubscriberID) {
+        self.queue.async {
+            self.state.unsubscribe(id)
+            self.doorbells.removeValue(forKey: id)?.finish()
+            self.closeReasons[id] = nil
+        }
+    }
+
+    /// Shutdown: a `shutdown` event to every subscriber, then their streams end.
+    public func shutDown(reason: String) {
+        self.publish(.shutdown(.init(reason: reason)))
+        self.queue.async {
+            self.stopped = true
+            for id in Array(self.doorbells.keys) {
+                self.doorbells[id]?.yield()
+                self.doorbells.removeValue(forKey: id)?.finish()
+            }
+        }
+    }
+
+    /// Counters and subscriber count, for health and metrics.
+    public func figures() async -> (counters: EventBusState.Counters, subscribers: Int, intake: IntakeCounters) {
+        let intake = self.intakeCounters
+        return await withCheckedContinuation { result in
+            self.queue.async { result.resume(returning: (self.state.counters, self.state.subscriberCount, intake)) }
+        }
+    }
+
+    private func close(_ id: EventBusState.SubscriberID, reason: String) {
+        self.closeReasons[id] = reason
+        self.state.unsubscribe(id)
+        self.doorbells.removeValue(forKey: id)?.finish()
+    }
+}

@@ -1,0 +1,56 @@
+import Dispatch
+import PortSyncCore
+import PortSyncRuntime
+import Testing
+
+/// The runtime event bus: publishers never wait, subscribers get a snapshot then live events, slow ones are closed.
+@Suite("EventBus (runtime)")
+struct EventBusRuntimeTests {
+    static func state(_ port: String, admin: String = "up") -> BusEventData {
+        .portState(.init(admin: admin, oper: "up", mtu: 1500, carrierChanges: 0, ifindex: 3, traceID: 1))
+    }
+
+    @Test("A subscriber gets the snapshot and sync, then live events in order, then the shutdown event")
+    func liveStream() async {
+        let bus = EventBus(
+            epoch: "ab", capacities: (100, 100, 100), replayCapacity: 100, clientBufferCapacity: 100, clock: { 42 })
+        bus.publish(Self.state("Ethernet0"), port: "Ethernet0")
+        let subscription = await bus.subscribe(filter: EventFilter(), lastEventID: nil)
+        #expect(subscription.initial.map(\.type) == [.portState, .sync])
+        for n in 0..<50 {
+            bus.publish(Self.state("Ethernet\(n)", admin: n % 2 == 0 ? "up" : "down"), port: "Ethernet\(n)")
+        }
+        bus.shutDown(reason: "test")
+        var received: [BusEvent] = []
+        for await _ in subscription.doorbell {
+            let (events, _) = await bus.take(subscription.id)
+            received += events ?? []
+        }
+        #expect(received.count == 51)
+        #expect(received.map(\.id.sequence) == Array(2...52))
+        #expect(received.last?.type == .shutdown)
+    }
+
+    @Test("A full intake lane drops the offered event and counts it; other priorities are unaffected")
+    func intakeFull() async {
+        let bus = EventBus(epoch: "ab", capacities: (2, 2, 2), replayCapacity: 10, clientBufferCapacity: 10)
+        // Hold the bus queue so nothing drains while the lane fills.
+        let gate = Gate()
+        bus.queue.async { gate.wait() }
+        #expect(bus.publish(.configReloaded(.init(successful: true)), priority: .low))
+        #expect(bus.publish(.configReloaded(.init(successful: true)), priority: .low))
+        #expect(!bus.publish(.configReloaded(.init(successful: true)), priority: .low))
+        #expect(bus.publish(Self.state("Ethernet0")))
+        gate.open()
+        let figures = await bus.figures()
+        #expect(figures.intake.dropped == ["low": 1])
+        #expect(figures.intake.accepted == 3)
+    }
+}
+
+/// Blocks one queue until opened (a test-only stand-in for a busy bus queue).
+final class Gate: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    func wait() { self.semaphore.wait() }
+    func open() { self.semaphore.signal() }
+}
