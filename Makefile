@@ -5,7 +5,7 @@ CONFIGURATION ?= debug
 BIN := .build/$(CONFIGURATION)/portsyncd
 
 APT_PACKAGES := libmnl-dev libhiredis-dev libsystemd-dev redis-server redis-tools pkg-config iproute2 python3 python3-pip systemd
-PY_PACKAGES := redis pytest prometheus-client
+PY_PACKAGES := redis pytest prometheus-client websockets jsonschema
 
 .PHONY: all deps build run run-system install test test-unit test-integration bench format lint clean
 

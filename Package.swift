@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     ],
     targets: [
         // System libraries: a module map and a shim header each, nothing else. hiredis is found without
@@ -43,10 +45,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The HTTP API: SSE and WebSocket event streams, health, ports, stats, traces, metrics, the dashboard.
+        .target(
+            name: "PortSyncHTTP",
+            dependencies: [
+                "PortSyncCore", "PortSyncRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "portsyncd",
             dependencies: [
-                "PortSyncCore", "PortSyncRuntime",
+                "PortSyncCore", "PortSyncRuntime", "PortSyncHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PortSyncCore
+import PortSyncHTTP
 import PortSyncRuntime
 
 /// `portsyncd`: argument parsing and wiring only.
@@ -39,7 +40,9 @@ struct PortsyncdCommand: ParsableCommand {
         let destination = LogDestination.detect()
         LoggingSystem.bootstrap { label in PortsyncLogHandler(label: label, destination: destination, level: level) }
         let logger = Logger(label: "portsyncd")
-        Daemon(config: config, configPath: self.config, logLevel: level, logger: logger).run()
+        Daemon(config: config, configPath: self.config, logLevel: level, logger: logger) { daemon in
+            config.http.enabled ? [HTTPServer(settings: config.http, daemon: daemon, logger: logger)] : []
+        }.run()
     }
 }
 

@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 31)
+        #expect(schema.count == 44)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -74,6 +74,23 @@ struct ConfigDecoderTests {
             analytics_half_life_ms = 100
             analytics_interval_ms = 3600000
 
+            [http]
+            enabled = false
+            address = "::1"
+            port = 65535
+            bearer_token = "t0ken"
+            max_clients = 100000
+            sse_heartbeat_ms = 100
+            sse_retry_ms = 0
+            ws_ping_ms = 3600000
+
+            [events]
+            high_capacity = 1
+            medium_capacity = 1000000
+            low_capacity = 1
+            replay_capacity = 10000000
+            client_buffer_capacity = 1
+
             [log]
             level = "trace"
             """)
@@ -108,6 +125,19 @@ struct ConfigDecoderTests {
         expected.telemetry.metricsFile = "/var/lib/prometheus/node-exporter/portsyncd.prom"
         expected.telemetry.analyticsHalfLifeMs = 100
         expected.telemetry.analyticsIntervalMs = 3_600_000
+        expected.http.enabled = false
+        expected.http.address = "::1"
+        expected.http.port = 65535
+        expected.http.bearerToken = "t0ken"
+        expected.http.maxClients = 100_000
+        expected.http.sseHeartbeatMs = 100
+        expected.http.sseRetryMs = 0
+        expected.http.wsPingMs = 3_600_000
+        expected.events.highCapacity = 1
+        expected.events.mediumCapacity = 1_000_000
+        expected.events.lowCapacity = 1
+        expected.events.replayCapacity = 10_000_000
+        expected.events.clientBufferCapacity = 1
         expected.log.level = "trace"
         #expect(config == expected)
         for setting in Config.schema {
@@ -136,6 +166,15 @@ struct ConfigDecoderTests {
 
     static let invalid: [Invalid] = [
         .init(
+            label: "a host name for an address", text: "[http]\naddress = \"localhost\"\n", line: 2, column: 1,
+            message: "http.address = \"localhost\" is not an IPv4 or IPv6 address"),
+        .init(
+            label: "an IPv4 address out of range", text: "[http]\naddress = \"127.0.0.256\"\n", line: 2, column: 1,
+            message: "http.address = \"127.0.0.256\" is not an IPv4 or IPv6 address"),
+        .init(
+            label: "a token with a space", text: "[http]\nbearer_token = \"a b\"\n", line: 2, column: 1,
+            message: "http.bearer_token must be at most 256 printable ASCII characters without spaces"),
+        .init(
             label: "syntax error: unclosed table header", text: "[redis\nunix_socket = \"\"\n", line: 1, column: 7,
             message: "Error while parsing table header", syntax: true),
         .init(
@@ -154,7 +193,7 @@ struct ConfigDecoderTests {
             label: "unknown section", text: "[redis]\nunix_socket = \"\"\n\n[metrics]\nport = 9100\n", line: 4,
             column: 1,
             message:
-                "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, pipeline, supervisor, telemetry, log)"
+                "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, pipeline, supervisor, telemetry, http, events, log)"
         ),
         .init(
             label: "unknown key", text: "[netlink]\nreceive_buffer = 65536\n", line: 2, column: 1,

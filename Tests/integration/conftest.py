@@ -1124,6 +1124,7 @@ class Rig:
                 "reconnect_max_ms": 200,
             },
             "daemon": {"graceful_shutdown_timeout_ms": 2000, "status_interval_ms": 200},
+            "http": {"port": 0},
             "log": {"level": "notice"},
         }
 
@@ -1302,3 +1303,35 @@ class Flapper(threading.Thread):
         self.stopping.set()
         self.join(timeout=30)
         assert not self.errors, self.errors
+
+
+# --- HTTP inside the rig's network namespace
+
+_CLONE_NEWNET = 0x40000000
+
+
+def netns_connect(ns_name: str, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> socket.socket:
+    """A TCP connection made from inside the network namespace `ns_name` (setns on a helper thread: a socket
+    belongs to the namespace it was created in, whichever thread uses it afterwards)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = {}
+
+    def connect():
+        try:
+            fd = os.open(f"/var/run/netns/{ns_name}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(fd)
+            result["sock"] = socket.create_connection((host, port), timeout=timeout)
+        except Exception as error:  # noqa: BLE001 - handed to the caller
+            result["error"] = error
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["sock"]

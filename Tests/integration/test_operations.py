@@ -30,7 +30,7 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid(rig):
     config_path.write_text(rig.write_config({"log": {"level": "info"}}).read_text())
     daemon.signal(signal.SIGHUP)
     daemon.wait_log(r"Configuration reloaded: changed log\.level")
-    assert "RELOADING=1" in daemon.notify.assignments()
+    wait_for(lambda: "RELOADING=1" in daemon.notify.assignments(), what="RELOADING=1")
     config_path.write_text("[redis]\nreconnect_max_ms = -5\n")
     daemon.signal(signal.SIGHUP)
     daemon.wait_log(rf"Reload refused, keeping the old configuration: {config_path}:2:1:")

@@ -103,6 +103,42 @@ public struct Config: Sendable, Hashable {
         public var analyticsIntervalMs = 1000
     }
 
+    public struct HTTP: Sendable, Hashable {
+        public init() {}
+
+        /// Serve the HTTP API (event streams, health, ports, stats, traces, metrics, the dashboard).
+        public var enabled = true
+        /// The address to listen on; the loopback by default, so nothing is exposed off the box.
+        public var address = "127.0.0.1"
+        /// The TCP port; 0 picks a free one (logged).
+        public var port = 9470
+        /// When set, every request but `/v1/health*` needs `Authorization: Bearer <token>` (or `?access_token=`).
+        public var bearerToken = ""
+        /// Stream clients (SSE and WebSocket together) at most; more get 503.
+        public var maxClients = 256
+        /// A comment line sent on idle SSE streams, in milliseconds.
+        public var sseHeartbeatMs = 15_000
+        /// The reconnect delay SSE clients are told (`retry:`), in milliseconds.
+        public var sseRetryMs = 2000
+        /// WebSocket ping interval; a peer that does not answer within it is closed, in milliseconds.
+        public var wsPingMs = 15_000
+    }
+
+    public struct Events: Sendable, Hashable {
+        public init() {}
+
+        /// Intake buffer of high-priority events (port state changes, control events).
+        public var highCapacity = 1000
+        /// Intake buffer of medium-priority events (reloads, workers, health).
+        public var mediumCapacity = 500
+        /// Intake buffer of low-priority events (counter bars).
+        public var lowCapacity = 100
+        /// Events kept for resuming streams by `Last-Event-ID`.
+        public var replayCapacity = 10_000
+        /// Events buffered for one stream client before low priority is dropped and then the client is closed.
+        public var clientBufferCapacity = 1000
+    }
+
     public struct Log: Sendable, Hashable {
         public init() {}
 
@@ -117,6 +153,8 @@ public struct Config: Sendable, Hashable {
     public var pipeline = Pipeline()
     public var supervisor = Supervisor()
     public var telemetry = Telemetry()
+    public var http = HTTP()
+    public var events = Events()
     public var log = Log()
 
     public init() {}

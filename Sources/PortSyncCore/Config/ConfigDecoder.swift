@@ -80,6 +80,22 @@ public enum ConfigDecoder {
                         throw fail("\(name) = \"\(string)\" is not one of \(allowed.joined(separator: ", "))")
                     }
                     config[keyPath: path] = string
+                case .address(let path):
+                    guard value.type == .string, let string = value.string else {
+                        throw fail("\(name) must be \(setting.typeName), not \(value.type)")
+                    }
+                    guard ConfigSetting.isIPAddress(string) else {
+                        throw fail("\(name) = \"\(string)\" is not an IPv4 or IPv6 address")
+                    }
+                    config[keyPath: path] = string
+                case .token(let path):
+                    guard value.type == .string, let string = value.string else {
+                        throw fail("\(name) must be \(setting.typeName), not \(value.type)")
+                    }
+                    guard string.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }), string.utf8.count <= 256 else {
+                        throw fail("\(name) must be at most 256 printable ASCII characters without spaces")
+                    }
+                    config[keyPath: path] = string
                 }
             }
         }

@@ -8,6 +8,10 @@ public struct ConfigSetting {
         case boolean(WritableKeyPath<Config, Bool>)
         case path(WritableKeyPath<Config, String>, allowEmpty: Bool)
         case choice([String], WritableKeyPath<Config, String>)
+        /// A numeric IPv4 or IPv6 address (no host names: nothing is resolved at start-up).
+        case address(WritableKeyPath<Config, String>)
+        /// A secret: printable ASCII, no spaces.
+        case token(WritableKeyPath<Config, String>)
     }
 
     public var section: String
@@ -20,6 +24,8 @@ public struct ConfigSetting {
         case .boolean: "a boolean"
         case .path: "a string (an absolute path)"
         case .choice: "a string"
+        case .address: "a string (an IP address)"
+        case .token: "a string"
         }
     }
 
@@ -30,7 +36,23 @@ public struct ConfigSetting {
         case .boolean(let path): String(config[keyPath: path])
         case .path(let path, _): "\"" + config[keyPath: path] + "\""
         case .choice(_, let path): "\"" + config[keyPath: path] + "\""
+        case .address(let path): "\"" + config[keyPath: path] + "\""
+        case .token(let path): "\"" + config[keyPath: path] + "\""
         }
+    }
+
+    /// Whether `text` is a numeric IPv4 (dotted quad) or IPv6 address.
+    public static func isIPAddress(_ text: String) -> Bool {
+        let quads = text.split(separator: ".", omittingEmptySubsequences: false)
+        if quads.count == 4 {
+            return quads.allSatisfy { quad in
+                !quad.isEmpty && quad.count <= 3 && quad.allSatisfy(\.isASCII) && (UInt8(quad) != nil)
+            }
+        }
+        guard text.contains(":"), text.count <= 45 else { return false }
+        let groups = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (3...8).contains(groups.count), text.ranges(of: "::").count <= 1 else { return false }
+        return groups.allSatisfy { group in group.count <= 4 && group.allSatisfy(\.isHexDigit) }
     }
 }
 
@@ -108,6 +130,22 @@ extension Config {
             .init(
                 section: "telemetry", key: "analytics_interval_ms",
                 kind: .integer(100...3_600_000, \.telemetry.analyticsIntervalMs)),
+            .init(section: "http", key: "enabled", kind: .boolean(\.http.enabled)),
+            .init(section: "http", key: "address", kind: .address(\.http.address)),
+            .init(section: "http", key: "port", kind: .integer(0...65535, \.http.port)),
+            .init(section: "http", key: "bearer_token", kind: .token(\.http.bearerToken)),
+            .init(section: "http", key: "max_clients", kind: .integer(1...100_000, \.http.maxClients)),
+            .init(section: "http", key: "sse_heartbeat_ms", kind: .integer(100...3_600_000, \.http.sseHeartbeatMs)),
+            .init(section: "http", key: "sse_retry_ms", kind: .integer(0...3_600_000, \.http.sseRetryMs)),
+            .init(section: "http", key: "ws_ping_ms", kind: .integer(100...3_600_000, \.http.wsPingMs)),
+            .init(section: "events", key: "high_capacity", kind: .integer(1...1_000_000, \.events.highCapacity)),
+            .init(section: "events", key: "medium_capacity", kind: .integer(1...1_000_000, \.events.mediumCapacity)),
+            .init(section: "events", key: "low_capacity", kind: .integer(1...1_000_000, \.events.lowCapacity)),
+            .init(
+                section: "events", key: "replay_capacity", kind: .integer(1...10_000_000, \.events.replayCapacity)),
+            .init(
+                section: "events", key: "client_buffer_capacity",
+                kind: .integer(1...1_000_000, \.events.clientBufferCapacity)),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]
     }

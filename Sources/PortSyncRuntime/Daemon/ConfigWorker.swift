@@ -19,6 +19,8 @@ final class ConfigWorker: SupervisedWorker, @unchecked Sendable {
     private let logger: Logger
     private let apply: (Config, Config) -> Void
     private let reported: (DaemonReport.Reload) -> Void
+    /// Each reload's outcome as an event (`config_reloaded`).
+    var onReload: (BusEventData.ConfigReloaded) -> Void = { _ in }
 
     // Config queue only.
     private var config: Config
@@ -86,6 +88,7 @@ final class ConfigWorker: SupervisedWorker, @unchecked Sendable {
         } catch {
             self.state.successful = false
             self.state.error = error.description
+            self.onReload(.init(successful: false, error: error.description))
             self.logger.error(
                 "Reload refused, keeping the old configuration: \(error)",
                 metadata: [
@@ -112,6 +115,7 @@ final class ConfigWorker: SupervisedWorker, @unchecked Sendable {
         self.state = DaemonReport.Reload(
             successful: true, lastSuccessUnixSeconds: Date().timeIntervalSince1970, error: nil,
             pendingRestart: self.pendingRestart.sorted())
+        self.onReload(.init(successful: true, changed: changed, applied: applied, restartNeeded: restart))
         let summary = changed.isEmpty ? "no change" : "changed " + changed.joined(separator: ", ")
         let appliedNow = applied.isEmpty ? "" : "; applied: " + applied.joined(separator: ", ")
         let needsRestart =

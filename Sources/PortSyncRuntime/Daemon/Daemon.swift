@@ -21,13 +21,17 @@ public import PortSyncCore
 /// The port path is one serial queue on purpose: no locks, and per-port order for free. Other queues reach it
 /// with `async` only (the config worker alone uses `sync`, to apply a reload atomically), so nothing waits for a
 /// client of the port path. Only `Sendable` values cross between queues.
-public final class Daemon: @unchecked Sendable {
+public final class Daemon: DaemonQueries, @unchecked Sendable {
     private let configPath: String
     private let logLevel: LogLevelBox
     private let logger: Logger
     private let notifier = SystemdNotifier()
     private let portQueue = DispatchQueue(label: "portsyncd.port")
     private let startConfig: Config
+    /// The event bus: the port path publishes every accepted link change; stream clients read it.
+    public let events: EventBus
+    /// Workers built outside this module (the HTTP API), given this daemon to query.
+    private let extraWorkers: (Daemon) -> [any SupervisedWorker]
 
     // Set once in `run()`, before any queue runs; used from any queue afterwards.
     private var supervisor: Supervisor!
@@ -48,8 +52,17 @@ public final class Daemon: @unchecked Sendable {
     private var ready = false
     private var shuttingDown = false
     private var startupStatus = "starting"
+    private var configured: Set<String> = []
 
-    public init(config: Config, configPath: String, logLevel: LogLevelBox, logger: Logger) {
+    public init(
+        config: Config, configPath: String, logLevel: LogLevelBox, logger: Logger,
+        extraWorkers: @escaping (Daemon) -> [any SupervisedWorker] = { _ in [] }
+    ) {
+        self.events = EventBus(
+            epoch: EventBus.newEpoch(),
+            capacities: (config.events.highCapacity, config.events.mediumCapacity, config.events.lowCapacity),
+            replayCapacity: config.events.replayCapacity, clientBufferCapacity: config.events.clientBufferCapacity)
+        self.extraWorkers = extraWorkers
         self.config = config
         self.startConfig = config
         self.configPath = configPath
@@ -84,9 +97,13 @@ public final class Daemon: @unchecked Sendable {
                 self.telemetry.analyticsUpdated(figures)
                 self.thresholds.consider(figures)
             })
+        self.telemetry.onWorkerChanged = { [events] status in events.publish(.workerState(status)) }
+        self.configWorker.onReload = { [events] outcome in events.publish(.configReloaded(outcome)) }
         self.installSignalHandlers()
+        self.supervisor.add(self.events)
         self.supervisor.add(self.configWorker)
         self.supervisor.add(self.telemetry)
+        for worker in self.extraWorkers(self) { self.supervisor.add(worker) }
         self.supervisor.run()
         self.portQueue.async { self.startUp() }
         dispatchMain()
@@ -154,6 +171,7 @@ public final class Daemon: @unchecked Sendable {
                 metadata: ["EVENT": "config"])
         }
         var waiting = Set(ports.map(\.name))
+        self.configured = waiting
         var oldInterfaces: Set<Int32> = []
         if case .cold = mode {
             try startup.copyToApplDB(ports, scripts: scripts)
@@ -188,6 +206,20 @@ public final class Daemon: @unchecked Sendable {
             logger: self.logger)
         self.writer = writer
         self.monitor = monitor
+        pipeline.onAccepted = { [bus = self.events] event, update in
+            let message = event.message
+            switch update {
+            case .state(let port, _):
+                bus.publish(
+                    .portState(
+                        .init(
+                            admin: message.isAdminUp ? "up" : "down", oper: message.isOperUp ? "up" : "down",
+                            mtu: message.mtu ?? 0, carrierChanges: message.carrierChanges, ifindex: message.ifindex,
+                            traceID: event.trace)), port: port)
+            case .deleted(let port):
+                bus.publish(.portDeleted(.init(ifindex: message.ifindex, traceID: event.trace)), port: port)
+            }
+        }
         writer.start()
         for datagram in dump {
             datagram.withUnsafeBytes { raw in _ = pipeline.process(datagram: raw) }
@@ -249,6 +281,11 @@ public final class Daemon: @unchecked Sendable {
         return old
     }
 
+    /// Exit 0 once stream clients have their final `shutdown` event (at most a second more).
+    private func exitAfterStreams() {
+        self.events.afterSubscribersLeave(timeoutMs: 1000) { exit(0) }
+    }
+
     private func fatal(_ message: String) -> Never {
         self.logger.critical("\(message)", metadata: ["EVENT": "fatal"])
         self.notifier.status("failed: \(message)")
@@ -289,6 +326,30 @@ public final class Daemon: @unchecked Sendable {
             takenAtMicros: MonotonicClock.nowMicroseconds(), eventsAccepted: pipeline.messages.candidatesSent,
             dropped: pipeline.snapshot().handoff.droppedTotal, handoffWait: pipeline.handoffWait,
             writerLatency: writer.latency)
+    }
+
+    // MARK: Queries (any queue; answered by the owning queues)
+
+    public func report() async -> DaemonReport {
+        await self.telemetry.report()
+    }
+
+    public func ports() async -> [PortView] {
+        let states = await self.events.portStates()
+        let (synced, wanted, configured) = await withCheckedContinuation { result in
+            self.portQueue.async {
+                let state = self.writer?.state
+                let wanted = Set(state?.wanted.compactMap { $0.value == .deleted ? nil : $0.key } ?? [])
+                result.resume(returning: (state?.synced ?? [], wanted, self.configured))
+            }
+        }
+        return PortView.merge(states: states, synced: synced, wanted: wanted, configured: configured)
+    }
+
+    public func trace(_ id: UInt64) async -> [StageEvent] {
+        await withCheckedContinuation { result in
+            self.portQueue.async { result.resume(returning: self.monitor?.pipeline.ring.events(trace: id) ?? []) }
+        }
     }
 
     // MARK: Reload (config queue)
@@ -335,6 +396,7 @@ public final class Daemon: @unchecked Sendable {
         self.stopping = true
         self.supervisor.beginShutdown()
         self.telemetry.beginShutdown()
+        self.events.shutDown(reason: "stopping on signal \(number)")
         self.notifier.stopping(status: "stopping: draining the hand-off and Redis writes")
         self.logger.notice("Stopping on signal \(number): draining pending Redis writes", metadata: ["EVENT": "stop"])
         self.portQueue.async { [self] in
@@ -355,7 +417,7 @@ public final class Daemon: @unchecked Sendable {
                     }
                     self.logger.notice("Every accepted update is in Redis; exiting", metadata: ["EVENT": "stop"])
                     self.logSnapshot()
-                    exit(0)
+                    self.exitAfterStreams()
                 }
             }
             exitWhenDrained()
@@ -366,7 +428,7 @@ public final class Daemon: @unchecked Sendable {
                     "Shutdown timeout (\(timeoutMs) ms): \(unwritten) port updates may not be in Redis",
                     metadata: ["EVENT": "stop"])
                 self.logSnapshot()
-                exit(0)
+                self.exitAfterStreams()
             }
         }
     }

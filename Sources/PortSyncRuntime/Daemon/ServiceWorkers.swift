@@ -30,7 +30,10 @@ final class TelemetryWorker: SupervisedWorker, @unchecked Sendable {
     private var eventsPerSecond = 0.0
     private var stopping = false
     private var metricsProblem: String?
+    private var workerPhases: [String: WorkerPhase] = [:]
     private(set) var latest = DaemonReport()
+    /// Told of each worker whose phase changed since the last report (the event bus publishes `worker_state`).
+    var onWorkerChanged: (WorkerStatus) -> Void = { _ in }
 
     /// - Parameter gather: runs on the port queue and returns the port path's part of the report.
     init(
@@ -103,8 +106,30 @@ final class TelemetryWorker: SupervisedWorker, @unchecked Sendable {
         }
     }
 
+    /// A report gathered now (for the HTTP API), without publishing it.
+    func report() async -> DaemonReport {
+        await withCheckedContinuation { result in
+            self.portQueue.async {
+                let portPath = self.gather()
+                self.queue.async { result.resume(returning: self.complete(portPath)) }
+            }
+        }
+    }
+
     private func publish(_ portPath: DaemonReport, status: Bool) {
         guard !self.stopping else { return }
+        let report = self.complete(portPath)
+        self.latest = report
+        for worker in report.workers where self.workerPhases[worker.name] != worker.phase {
+            self.workerPhases[worker.name] = worker.phase
+            self.onWorkerChanged(worker)
+        }
+        if status { self.notifier.status(report.statusLine()) }
+        self.writeMetrics(report)
+    }
+
+    /// The port path's part completed with the rate, the supervisor's view, the reload and the analytics.
+    private func complete(_ portPath: DaemonReport) -> DaemonReport {
         var report = portPath
         let now = MonotonicClock.nowMicroseconds()
         if let accepted = report.pipeline?.candidatesSent {
@@ -125,9 +150,7 @@ final class TelemetryWorker: SupervisedWorker, @unchecked Sendable {
         }
         report.reload = self.reload
         report.analytics = self.analytics
-        self.latest = report
-        if status { self.notifier.status(report.statusLine()) }
-        self.writeMetrics(report)
+        return report
     }
 
     /// Rewrites the metrics file atomically (a temporary file renamed over it), as node_exporter's textfile

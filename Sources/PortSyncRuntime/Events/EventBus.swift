@@ -192,6 +192,30 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` once every subscriber has gone (after `shutDown`, stream handlers write the final event and
+    /// unsubscribe), or after `timeoutMs`, whichever comes first.
+    public func afterSubscribersLeave(timeoutMs: Int, _ body: @escaping @Sendable () -> Void) {
+        let deadline = DispatchTime.now() + .milliseconds(timeoutMs)
+        self.queue.async { self.checkSubscribersLeft(deadline: deadline, body) }
+    }
+
+    private func checkSubscribersLeft(deadline: DispatchTime, _ body: @escaping @Sendable () -> Void) {
+        if self.state.subscriberCount == 0 || DispatchTime.now() >= deadline {
+            body()
+        } else {
+            self.queue.asyncAfter(deadline: .now() + .milliseconds(10)) {
+                self.checkSubscribersLeft(deadline: deadline, body)
+            }
+        }
+    }
+
+    /// The latest state of every port (what a new subscriber's snapshot holds).
+    public func portStates() async -> [String: BusEvent] {
+        await withCheckedContinuation { result in
+            self.queue.async { result.resume(returning: self.state.portStates) }
+        }
+    }
+
     private func close(_ id: EventBusState.SubscriberID, reason: String) {
         self.closeReasons[id] = reason
         self.state.unsubscribe(id)

@@ -54,6 +54,8 @@ final class PortPipeline: @unchecked Sendable {
     /// Called with `false` to pause reading the netlink socket (the hand-off is full under `block`), `true` to
     /// resume.
     var onIntake: (Bool) -> Void = { _ in }
+    /// Every message that passed validation, before the hand-off (the event bus publishes it).
+    var onAccepted: (LinkEvent, PortUpdate) -> Void = { _, _ in }
 
     init(
         queue: DispatchQueue, writer: PortStateWriter, settings: Config.Pipeline, oldInterfaces: Set<Int32>,
@@ -150,6 +152,7 @@ final class PortPipeline: @unchecked Sendable {
             self.record(trace, .validate, .pass, event.flapping ? .flapRate : .none)
             self.logMessage(message, trace: trace, level: .notice)
             if event.flapping { self.flapping(update.port, trace: trace) }
+            self.onAccepted(event, update)
             if self.reconciling {
                 self.record(trace, .handoff, .pass, .none)
                 self.messages.candidatesSent += 1
