@@ -12,6 +12,7 @@ extension HTTPServer {
     /// sequence.
     func addStreams(to router: Router<Context>) {
         router.get("/v1/sse/events") { [self] request, _ in try await self.sse(request) }
+        guard self.settings.websocket else { return }
         router.ws(
             "/v1/ws/events",
             shouldUpgrade: { [self] request, _ in

@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 44)
+        #expect(schema.count == 45)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -83,6 +83,7 @@ struct ConfigDecoderTests {
             sse_heartbeat_ms = 100
             sse_retry_ms = 0
             ws_ping_ms = 3600000
+            websocket = false
 
             [events]
             high_capacity = 1
@@ -133,6 +134,7 @@ struct ConfigDecoderTests {
         expected.http.sseHeartbeatMs = 100
         expected.http.sseRetryMs = 0
         expected.http.wsPingMs = 3_600_000
+        expected.http.websocket = false
         expected.events.highCapacity = 1
         expected.events.mediumCapacity = 1_000_000
         expected.events.lowCapacity = 1

@@ -122,6 +122,9 @@ public struct Config: Sendable, Hashable {
         public var sseRetryMs = 2000
         /// WebSocket ping interval; a peer that does not answer within it is closed, in milliseconds.
         public var wsPingMs = 15_000
+        /// Offer the WebSocket stream; false answers its upgrade with 404 (where a proxy cannot carry it,
+        /// clients fall back to SSE).
+        public var websocket = true
     }
 
     public struct Events: Sendable, Hashable {
