@@ -56,3 +56,24 @@ run-system: install
 	systemctl start portsyncd
 	systemctl --no-pager status portsyncd
 	journalctl -u portsyncd -f
+
+# `make deb`: the Debian package in dist/, rebuilt when one of its inputs changed (packaging/README.md).
+# `make test-systemd`: that package under a real systemd booted in a container (scripts/test-systemd.sh).
+DEB_APT_PACKAGES := dpkg-dev binutils lintian
+SYSTEMD_TEST_APT_PACKAGES := systemd systemd-container redis-server redis-tools iproute2 procps
+DEB := dist/portsyncd_$(shell sed -n 's/.*static let string = "\(.*\)".*/\1/p' Sources/PortSyncRuntime/Version.swift)_$(shell dpkg --print-architecture).deb
+DEB_INPUTS := Package.swift $(wildcard Package.resolved) $(shell find Sources packaging -type f) etc/portsyncd.toml README.md scripts/make-deb.sh
+
+.PHONY: deb test-systemd
+
+deb: $(DEB)
+
+$(DEB): $(DEB_INPUTS)
+	@scripts/install-deps.sh $(APT_PACKAGES) $(DEB_APT_PACKAGES) --
+	SWIFT=$(SWIFT) scripts/make-deb.sh
+
+test-systemd:
+	@export TEST_SYSTEMD_STARTED=$$EPOCHREALTIME; \
+	scripts/install-deps.sh $(SYSTEMD_TEST_APT_PACKAGES) -- && \
+	$(MAKE) --no-print-directory deb && \
+	scripts/test-systemd.sh $(DEB)

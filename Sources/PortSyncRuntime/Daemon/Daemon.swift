@@ -179,13 +179,17 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
                 "Copied \(ports.count) ports to APPL_DB; PortConfigDone count=\(ports.count)",
                 metadata: ["EVENT": "port_config_done"])
             waiting.subtract(try startup.portsAlreadyConsumed(ports.map(\.name)))
-            let kernel = Set(KernelInterfaces.list().map(\.name.string))
-            for port in try startup.deleteStaleStateRows(kernel: kernel) {
+            // A cold start leaves STATE_DB as swss.sh leaves it before one: no row for a port this process will
+            // not sync (gone from the kernel, or an old interface it ignores from now on).
+            let bringDown = switchType != "dpu" && !self.config.sonic.adoptExistingInterfaces
+            let kernel = Set(
+                KernelInterfaces.list().map(\.name.string).filter { !(bringDown && $0.hasPrefix("Ethernet")) })
+            for port in try startup.deleteStaleStateRows(keeping: kernel) {
                 self.logger.notice(
-                    "Port \(port) is in STATE_DB but not in the kernel at a cold start; deleted its stale row",
+                    "Port \(port) has a STATE_DB row but no interface this process syncs at a cold start; deleted it",
                     metadata: ["PORT": .string(port), "EVENT": "stale_state_row"])
             }
-            if switchType != "dpu" && !self.config.sonic.adoptExistingInterfaces {
+            if bringDown {
                 oldInterfaces = self.bringDownOldInterfaces(requester)
             }
         }

@@ -119,11 +119,12 @@ struct SonicStartup {
         return ports
     }
 
-    /// Cold start only: deletes the STATE_DB port rows of ports the kernel does not have, as portsyncd's own
-    /// RTM_DELLINK handling would have, had it been running. On SONiC, swss.sh deletes STATE_DB `PORT_TABLE*`
-    /// before a cold start of the container, so there is nothing to delete; when portsyncd alone was restarted
-    /// (a crash, systemd's `Restart=`), nobody else would. Returns the ports deleted.
-    func deleteStaleStateRows(kernel: Set<String>) throws(RedisError) -> [String] {
+    /// Cold start only: deletes the STATE_DB port rows of every port but `keeping` (the interfaces this process
+    /// will sync). On SONiC, swss.sh deletes STATE_DB `PORT_TABLE*` before a cold start of the container, so there
+    /// is nothing to delete; when portsyncd alone was restarted (a crash, systemd's `Restart=`), nobody else would,
+    /// and rows of ports gone from the kernel, or of old interfaces now ignored, would stay stale. Returns the ports
+    /// deleted.
+    func deleteStaleStateRows(keeping kernel: Set<String>) throws(RedisError) -> [String] {
         let prefix = SonicSchema.portTable + self.state.separator
         let keysReply = try self.client.pipeline([self.schema.select(self.state), RedisCommand("KEYS", prefix + "*")])
         try Self.check(keysReply)

@@ -62,7 +62,6 @@ final class LinkMonitor: @unchecked Sendable {
     func stop() {
         dispatchPrecondition(condition: .onQueue(self.queue))
         guard let source = self.source else { return }
-        source.setEventHandler(handler: nil)
         source.cancel()
         if self.paused { source.resume() }  // a suspended source must not be released
         self.source = nil

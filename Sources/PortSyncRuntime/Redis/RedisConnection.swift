@@ -171,7 +171,6 @@ final class RedisConnection: @unchecked Sendable {
     private func cleanup() {
         for source in [self.readSource as (any DispatchSourceProtocol)?, self.writeSource] {
             guard let source else { continue }
-            source.setEventHandler(handler: nil)
             source.cancel()
         }
         if !self.reading { self.readSource?.resume() }
