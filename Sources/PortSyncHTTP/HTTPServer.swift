@@ -35,7 +35,13 @@ public final class HTTPServer: SupervisedWorker, @unchecked Sendable {
             maxFrameSize: 16 * 1024, autoPing: .enabled(timePeriod: .milliseconds(settings.wsPingMs)))
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: ws)),
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: router,
+                configuration: .init(
+                    // An idle HTTP/1 connection (no request, no response byte) is closed; SSE streams beat well
+                    // within it.
+                    http1: .init(idleTimeout: .milliseconds(Int64(max(60_000, 2 * settings.sseHeartbeatMs)))),
+                    ws: ws)),
             configuration: ApplicationConfiguration(address: .hostname(settings.address, port: settings.port)),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0)" } ?? "?"

@@ -12,7 +12,9 @@ typealias Context = BasicWebSocketRequestContext
 extension HTTPServer {
     func makeRouter() -> Router<Context> {
         let router = Router(context: Context.self)
-        router.add(middleware: BearerTokenMiddleware(token: self.settings.bearerToken, clients: self.clients))
+        router.add(
+            middleware: BearerTokenMiddleware(
+                token: self.settings.bearerToken, clients: self.clients, logger: self.logger))
         router.get("/") { _, _ in try Self.resource("index.html", type: "text/html; charset=utf-8") }
         router.get("/v1/openapi.json") { _, _ in try Self.resource("openapi.json", type: "application/json") }
         router.get("/v1/health") { [daemon] _, _ in
@@ -98,6 +100,7 @@ extension HTTPServer {
 struct BearerTokenMiddleware: RouterMiddleware {
     let token: String
     let clients: StreamClients
+    let logger: Logger
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -109,6 +112,9 @@ struct BearerTokenMiddleware: RouterMiddleware {
         let query = request.uri.queryParameters["access_token"].map(String.init)
         guard header == "Bearer \(self.token)" || query == self.token else {
             self.clients.badRequest("unauthorized")
+            self.logger.warning(
+                "HTTP request to \(EventFilter.printableName(request.uri.path)) refused: missing or wrong bearer token",
+                metadata: ["EVENT": "http_unauthorized", "REASON": "unauthorized"])
             throw HTTPError(
                 .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"portsyncd\""],
                 message: "a bearer token is required")

@@ -1,0 +1,84 @@
+"""Hostile or broken HTTP clients: each gets the right status or close code and a counter, and neither other
+clients nor the port path notice."""
+import json
+import socket
+
+from websockets.exceptions import ConnectionClosed
+
+from conftest import netns_connect, wait_for
+from test_http import Api
+
+
+def raw_request(api, payload: bytes) -> bytes:
+    sock = netns_connect(api.rig.ns.name, api.port)
+    sock.sendall(payload)
+    sock.settimeout(3)
+    chunks = []
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks):
+                break
+    except (socket.timeout, ConnectionResetError):
+        pass
+    sock.close()
+    return b"".join(chunks)
+
+
+def test_huge_headers_unknown_paths_and_garbage_leave_streams_and_ports_alone(rig):
+    daemon = rig.cold_start(["Ethernet0"])
+    api = Api(rig, daemon)
+    stream = api.sse("?ports=Ethernet0")
+    stream.until(lambda e: e[1] == "sync")
+    # A header far beyond any sane size, an unknown path, and bytes that are not HTTP.
+    answer = raw_request(api, b"GET /v1/ports HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n")
+    assert answer == b"" or answer.split(b" ")[1] in (b"400", b"413", b"431"), answer[:100]
+    assert api.get("/v1/no/such/path")[0] == 404
+    garbage = raw_request(api, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64 + b"\r\n\r\n")
+    assert garbage == b"" or garbage.startswith(b"HTTP/1.1 400"), garbage[:100]
+    # The open stream and the port path carry on.
+    rig.add_port("Ethernet0")
+    stream.until(lambda e: e[1] == "port_state" and e[2]["port"] == "Ethernet0" and e[2]["data"]["admin"] == "up")
+    rig.wait_state_matches_kernel(["Ethernet0"])
+    stream.close()
+    assert daemon.alive
+
+
+def test_websocket_frame_too_big_closes_that_client_only(rig):
+    daemon = rig.start()
+    api = Api(rig, daemon)
+    with api.ws() as calm, api.ws() as loud:
+        for ws in (calm, loud):
+            while json.loads(ws.recv(timeout=10))["type"] != "sync":
+                pass
+        loud.send(json.dumps({"events": ["port_state"], "ports": ["x" * 40_000]}))
+        try:
+            while True:
+                loud.recv(timeout=10)
+        except ConnectionClosed:
+            pass
+        assert loud.close_code in (1009, 1008), loud.close_code
+        rig.seed_appl("Ethernet0")
+        rig.add_port("Ethernet0")
+        while True:
+            event = json.loads(calm.recv(timeout=10))
+            if event.get("port") == "Ethernet0":
+                break
+    metrics = api.get("/metrics")[2].decode()
+    assert 'portsyncd_stream_clients{kind="websocket"} 0' in metrics or "websocket" in metrics
+    assert daemon.alive
+
+
+def test_wrong_token_is_counted_and_logged_once_per_request(rig):
+    daemon = rig.start(config={"http": {"port": 0, "bearer_token": "right"}})
+    api = Api(rig, daemon)
+    for _ in range(3):
+        assert api.get("/v1/stats", headers={"Authorization": "Bearer wrong"})[0] == 401
+    api.token = "right"
+    metrics = api.get("/metrics")[2].decode()
+    assert 'portsyncd_http_bad_requests_total{reason="unauthorized"} 3' in metrics
+    wait_for(lambda: sum("unauthorized" in line for line in daemon.log_lines()) == 3,
+             what="one log line per refused request")
