@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 45)
+        #expect(schema.count == 62)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -92,6 +92,27 @@ struct ConfigDecoderTests {
             replay_capacity = 10000000
             client_buffer_capacity = 1
 
+            [channels]
+            damping_mode = "enforce"
+            flap_penalty = 1000000
+            suppress_threshold = 100000000
+            reuse_threshold = 1
+            decay_half_life_ms = 1000
+            max_suppress_ms = 86400000
+            bar_interval_ms = 1000
+            bar_history = 100000
+            stats_interval_ms = 0
+            intake_capacity = 16
+
+            [alerts]
+            flap_raise = 1000000
+            flap_clear = 0
+            flap_window_ms = 1000
+            flap_cooldown_ms = 0
+            flap_severity = "critical"
+            port_down_after_ms = 86400000
+            port_down_severity = "info"
+
             [log]
             level = "trace"
             """)
@@ -140,6 +161,23 @@ struct ConfigDecoderTests {
         expected.events.lowCapacity = 1
         expected.events.replayCapacity = 10_000_000
         expected.events.clientBufferCapacity = 1
+        expected.channels.dampingMode = "enforce"
+        expected.channels.flapPenalty = 1_000_000
+        expected.channels.suppressThreshold = 100_000_000
+        expected.channels.reuseThreshold = 1
+        expected.channels.decayHalfLifeMs = 1000
+        expected.channels.maxSuppressMs = 86_400_000
+        expected.channels.barIntervalMs = 1000
+        expected.channels.barHistory = 100_000
+        expected.channels.statsIntervalMs = 0
+        expected.channels.intakeCapacity = 16
+        expected.alerts.flapRaise = 1_000_000
+        expected.alerts.flapClear = 0
+        expected.alerts.flapWindowMs = 1000
+        expected.alerts.flapCooldownMs = 0
+        expected.alerts.flapSeverity = "critical"
+        expected.alerts.portDownAfterMs = 86_400_000
+        expected.alerts.portDownSeverity = "info"
         expected.log.level = "trace"
         #expect(config == expected)
         for setting in Config.schema {
@@ -195,7 +233,7 @@ struct ConfigDecoderTests {
             label: "unknown section", text: "[redis]\nunix_socket = \"\"\n\n[metrics]\nport = 9100\n", line: 4,
             column: 1,
             message:
-                "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, pipeline, supervisor, telemetry, http, events, log)"
+                "unknown section \"metrics\" (known: redis, netlink, sonic, daemon, pipeline, supervisor, telemetry, http, events, channels, alerts, log)"
         ),
         .init(
             label: "unknown key", text: "[netlink]\nreceive_buffer = 65536\n", line: 2, column: 1,

@@ -56,33 +56,15 @@ struct ConfigFileTests {
         #expect(lines.count == Config.schema.count, "\(lines.map(\.line))")
     }
 
-    /// The `(low … high)` range written in the comment block above `key = …` in the shipped file.
-    static func documentedRange(of key: String, in text: String) -> ClosedRange<Int>? {
-        var comments: [Substring] = []
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.drop { $0 == " " }
-            if line.hasPrefix("#") {
-                comments.append(line)
-                continue
-            }
-            if line.hasPrefix(key + " =") {
-                let block = comments.joined(separator: " ")
-                guard let match = block.firstMatch(of: #/\((\d+) … (\d+)\)/#), let low = Int(match.1),
-                    let high = Int(match.2)
-                else { return nil }
-                return low...high
-            }
-            comments = []
-        }
-        return nil
-    }
-
     @Test("The range documented for each integer key in the shipped file is the one enforced")
     func shippedFileRanges() throws {
         let text = try Self.shippedFile().text
         for setting in Config.schema {
             guard case .integer(let range, _) = setting.kind else { continue }
-            #expect(Self.documentedRange(of: setting.key, in: text) == range, "\(setting.key)")
+            let block = Self.comment(of: setting.key, in: setting.section, text: text) ?? ""
+            let match = block.firstMatch(of: #/\((\d+) … (\d+)\)/#)
+            let documented = match.flatMap { match in Int(match.1).flatMap { low in Int(match.2).map { low...$0 } } }
+            #expect(documented == range, "\(setting.section).\(setting.key)")
         }
     }
 

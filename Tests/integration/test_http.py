@@ -272,7 +272,35 @@ def test_openapi_document_lists_exactly_the_served_paths_and_validates_answers(r
     events = stream.until(lambda e: e[1] == "port_state" and e[2]["data"]["admin"] == "down")
     stream.close()
     names = {"port_state": "PortStateData", "sync": "SyncData", "reset": "ResetData", "port_deleted": "PortDeletedData",
-             "config_reloaded": "ConfigReloadedData", "worker_state": "WorkerStateData", "shutdown": "ShutdownData"}
+             "config_reloaded": "ConfigReloadedData", "worker_state": "WorkerStateData", "shutdown": "ShutdownData",
+             "port_health": "PortHealthData", "counter_bar": "CounterBarData", "alert_raised": "AlertData",
+             "alert_cleared": "AlertData"}
     for _, type, event in events:
         validate(event, "Event")
         validate(event["data"], names[type])
+
+
+def test_metrics_pass_promtool_check_metrics(rig):
+    """`/metrics` of a daemon with a few synced ports (so every per-port family has samples) passes Prometheus's own
+    linter, `promtool check metrics` (Debian's `prometheus` package): the text parses, every family has HELP and
+    TYPE, counters end in `_total`, and no name breaks the naming conventions. promtool exits non-zero and prints
+    each problem otherwise."""
+    import shutil
+    import subprocess
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: install Debian's prometheus package (make deps installs it)"
+    ports = ["Ethernet0", "Ethernet4", "Ethernet8"]
+    daemon = rig.cold_start(ports)
+    api = Api(rig, daemon)
+    rig.add_synced_ports(ports)
+    rig.ns.ip("link", "set", "dev", "Ethernet4", "down")
+    wait_for(lambda: 'portsyncd_port_admin_up{port="Ethernet4"} 0' in api.get("/metrics")[2].decode(),
+             what="Ethernet4's admin state in /metrics")
+    status, _, body = api.get("/metrics")
+    assert status == 200
+    text = body.decode()
+    for port in ports:
+        assert f'portsyncd_port_oper_up{{port="{port}"}}' in text, port
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+    problems = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode == 0, f"promtool check metrics failed ({result.returncode}):\n{problems}"

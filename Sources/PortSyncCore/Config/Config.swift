@@ -142,6 +142,48 @@ public struct Config: Sendable, Hashable {
         public var clientBufferCapacity = 1000
     }
 
+    public struct Channels: Sendable, Hashable {
+        public init() {}
+
+        /// Link-event damping: off, monitor (computed and reported only) or enforce (a damped port's link events
+        /// are held from the event stream until it is released; the SONiC Redis writes are never held).
+        public var dampingMode = "monitor"
+        /// Penalty added by each link-down transition.
+        public var flapPenalty = 1000
+        /// Damping starts above this penalty.
+        public var suppressThreshold = 1600
+        /// Damping ends below this penalty.
+        public var reuseThreshold = 1200
+        /// The penalty halves in this time, in milliseconds.
+        public var decayHalfLifeMs = 15_000
+        /// No port stays damped longer than this after its last flap, in milliseconds.
+        public var maxSuppressMs = 30_000
+        /// Length of a counter bar, in milliseconds.
+        public var barIntervalMs = 10_000
+        /// Closed bars kept per port.
+        public var barHistory = 60
+        /// How often every port's counters are sampled (one RTM_GETLINK dump), in milliseconds; 0: only from
+        /// link messages.
+        public var statsIntervalMs = 1000
+        /// Inputs waiting for the channels at most; past it they are dropped and counted.
+        public var intakeCapacity = 8192
+    }
+
+    public struct Alerts: Sendable, Hashable {
+        public init() {}
+
+        /// `port_flapping`: raised at this many link-down transitions within `flap_window_ms`.
+        public var flapRaise = 10
+        /// … and cleared below this many, after `flap_cooldown_ms` of it.
+        public var flapClear = 5
+        public var flapWindowMs = 10_000
+        public var flapCooldownMs = 60_000
+        public var flapSeverity = "major"
+        /// `port_down`: raised when a port has been oper down this long, in milliseconds; 0: no such alert.
+        public var portDownAfterMs = 0
+        public var portDownSeverity = "warning"
+    }
+
     public struct Log: Sendable, Hashable {
         public init() {}
 
@@ -158,6 +200,8 @@ public struct Config: Sendable, Hashable {
     public var telemetry = Telemetry()
     public var http = HTTP()
     public var events = Events()
+    public var channels = Channels()
+    public var alerts = Alerts()
     public var log = Log()
 
     public init() {}
@@ -171,7 +215,10 @@ public struct Config: Sendable, Hashable {
         "supervisor.restart_initial_ms", "supervisor.restart_max_ms", "supervisor.restart_jitter_percent",
         "supervisor.restart_intensity", "supervisor.restart_period_ms", "supervisor.heartbeat_interval_ms",
         "supervisor.stall_timeout_ms", "telemetry.metrics_file", "telemetry.analytics_half_life_ms",
-        "telemetry.analytics_interval_ms", "log.level",
+        "telemetry.analytics_interval_ms", "log.level", "channels.damping_mode", "channels.flap_penalty",
+        "channels.suppress_threshold", "channels.reuse_threshold", "channels.decay_half_life_ms",
+        "channels.max_suppress_ms", "alerts.flap_raise", "alerts.flap_clear", "alerts.flap_cooldown_ms",
+        "alerts.flap_severity", "alerts.port_down_after_ms", "alerts.port_down_severity",
     ]
 
     /// The keys whose values differ between `self` and `other`, as `section.key`, in schema order.
@@ -181,6 +228,11 @@ public struct Config: Sendable, Hashable {
 
     /// The hand-off policies `pipeline.drop_policy` accepts.
     public static let dropPolicies = ["block", "drop_oldest", "drop_newest", "coalesce", "adaptive"]
+
+    /// The damping modes `channels.damping_mode` accepts.
+    public static let dampingModes = ["off", "monitor", "enforce"]
+    /// The alert severities.
+    public static let severities = ["info", "warning", "major", "critical"]
 
     /// The log levels `log.level` accepts, least severe first.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

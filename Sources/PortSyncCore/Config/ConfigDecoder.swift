@@ -118,6 +118,11 @@ public enum ConfigDecoder {
                 "supervisor.heartbeat_interval_ms", "supervisor.stall_timeout_ms", true,
                 (config.supervisor.heartbeatIntervalMs, config.supervisor.stallTimeoutMs)
             ),
+            (
+                "channels.reuse_threshold", "channels.suppress_threshold", false,
+                (config.channels.reuseThreshold, config.channels.suppressThreshold)
+            ),
+            ("alerts.flap_clear", "alerts.flap_raise", false, (config.alerts.flapClear, config.alerts.flapRaise)),
         ]
         for pair in ordered where pair.strict ? pair.values.0 >= pair.values.1 : pair.values.0 > pair.values.1 {
             let low = pair.low.split(separator: ".").map(String.init)

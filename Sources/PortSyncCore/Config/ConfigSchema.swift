@@ -147,6 +147,38 @@ extension Config {
             .init(
                 section: "events", key: "client_buffer_capacity",
                 kind: .integer(1...1_000_000, \.events.clientBufferCapacity)),
+            .init(section: "channels", key: "damping_mode", kind: .choice(Config.dampingModes, \.channels.dampingMode)),
+            .init(section: "channels", key: "flap_penalty", kind: .integer(1...1_000_000, \.channels.flapPenalty)),
+            .init(
+                section: "channels", key: "suppress_threshold",
+                kind: .integer(1...100_000_000, \.channels.suppressThreshold)),
+            .init(
+                section: "channels", key: "reuse_threshold", kind: .integer(1...100_000_000, \.channels.reuseThreshold)),
+            .init(
+                section: "channels", key: "decay_half_life_ms",
+                kind: .integer(1000...3_600_000, \.channels.decayHalfLifeMs)),
+            .init(
+                section: "channels", key: "max_suppress_ms", kind: .integer(1000...86_400_000, \.channels.maxSuppressMs)
+            ),
+            .init(
+                section: "channels", key: "bar_interval_ms", kind: .integer(1000...86_400_000, \.channels.barIntervalMs)
+            ),
+            .init(section: "channels", key: "bar_history", kind: .integer(1...100_000, \.channels.barHistory)),
+            .init(
+                section: "channels", key: "stats_interval_ms", kind: .integer(0...3_600_000, \.channels.statsIntervalMs)
+            ),
+            .init(
+                section: "channels", key: "intake_capacity", kind: .integer(16...10_000_000, \.channels.intakeCapacity)),
+            .init(section: "alerts", key: "flap_raise", kind: .integer(1...1_000_000, \.alerts.flapRaise)),
+            .init(section: "alerts", key: "flap_clear", kind: .integer(0...1_000_000, \.alerts.flapClear)),
+            .init(section: "alerts", key: "flap_window_ms", kind: .integer(1000...86_400_000, \.alerts.flapWindowMs)),
+            .init(section: "alerts", key: "flap_cooldown_ms", kind: .integer(0...86_400_000, \.alerts.flapCooldownMs)),
+            .init(section: "alerts", key: "flap_severity", kind: .choice(Config.severities, \.alerts.flapSeverity)),
+            .init(
+                section: "alerts", key: "port_down_after_ms", kind: .integer(0...86_400_000, \.alerts.portDownAfterMs)),
+            .init(
+                section: "alerts", key: "port_down_severity",
+                kind: .choice(Config.severities, \.alerts.portDownSeverity)),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]
     }

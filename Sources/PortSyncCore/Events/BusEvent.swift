@@ -74,21 +74,83 @@ public enum BusEventData: Sendable, Hashable {
         public var carrierChanges: UInt32?
         public var ifindex: Int32
         public var traceID: UInt64
+        /// Identical kernel messages that followed the previous event of this port and were folded (link channel).
+        public var repeats: UInt64?
+        /// When the kernel message was received, monotonic microseconds.
+        public var receivedMicros: UInt64?
+        /// The netlink sequence number of the message (0 for events).
+        public var sequence: UInt32?
 
-        public init(admin: String, oper: String, mtu: UInt32, carrierChanges: UInt32?, ifindex: Int32, traceID: UInt64)
-        {
+        public init(
+            admin: String, oper: String, mtu: UInt32, carrierChanges: UInt32?, ifindex: Int32, traceID: UInt64,
+            repeats: UInt64? = nil, receivedMicros: UInt64? = nil, sequence: UInt32? = nil
+        ) {
             self.admin = admin
             self.oper = oper
             self.mtu = mtu
             self.carrierChanges = carrierChanges
             self.ifindex = ifindex
             self.traceID = traceID
+            self.repeats = repeats
+            self.receivedMicros = receivedMicros
+            self.sequence = sequence
         }
 
         enum CodingKeys: String, CodingKey {
-            case admin, oper, mtu, ifindex
+            case admin, oper, mtu, ifindex, repeats, sequence
             case carrierChanges = "carrier_changes"
             case traceID = "trace_id"
+            case receivedMicros = "received_us"
+        }
+    }
+
+    /// Damping of one port started or ended.
+    public struct PortHealth: Sendable, Hashable, Codable {
+        public var damped: Bool
+        /// `monitor` or `enforce`.
+        public var mode: String
+        public var penalty: Double
+        /// Link-down transitions seen, and those while damped.
+        public var flaps: UInt64
+        public var suppressedFlaps: UInt64
+
+        public init(damped: Bool, mode: String, penalty: Double, flaps: UInt64, suppressedFlaps: UInt64) {
+            self.damped = damped
+            self.mode = mode
+            self.penalty = penalty
+            self.flaps = flaps
+            self.suppressedFlaps = suppressedFlaps
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case damped, mode, penalty, flaps
+            case suppressedFlaps = "suppressed_flaps"
+        }
+    }
+
+    /// A closed counter bar.
+    public struct Bar: Sendable, Hashable, Codable {
+        public var bar: CounterBar
+
+        public init(_ bar: CounterBar) { self.bar = bar }
+
+        public func encode(to encoder: any Encoder) throws { try self.bar.encode(to: encoder) }
+        public init(from decoder: any Decoder) throws { self.bar = try CounterBar(from: decoder) }
+    }
+
+    /// An alert raised or cleared.
+    public struct Alert: Sendable, Hashable, Codable {
+        public var rule: String
+        public var severity: String
+        public var value: Double
+        /// Repeats suppressed while it was active (on clear).
+        public var suppressed: UInt64
+
+        public init(_ change: AlertChange) {
+            self.rule = change.rule
+            self.severity = change.severity.rawValue
+            self.value = change.value
+            self.suppressed = change.suppressed
         }
     }
 
@@ -159,6 +221,10 @@ public enum BusEventData: Sendable, Hashable {
 
     case portState(PortState)
     case portDeleted(PortDeleted)
+    case portHealth(PortHealth)
+    case counterBar(Bar)
+    case alertRaised(Alert)
+    case alertCleared(Alert)
     case configReloaded(ConfigReloaded)
     case workerState(WorkerStatus)
     case sync(Sync)
@@ -169,6 +235,10 @@ public enum BusEventData: Sendable, Hashable {
         switch self {
         case .portState: .portState
         case .portDeleted: .portDeleted
+        case .portHealth: .portHealth
+        case .counterBar: .counterBar
+        case .alertRaised: .alertRaised
+        case .alertCleared: .alertCleared
         case .configReloaded: .configReloaded
         case .workerState: .workerState
         case .sync: .sync
@@ -180,8 +250,9 @@ public enum BusEventData: Sendable, Hashable {
     /// The default priority of the type: state changes and control events high, the rest by their nature.
     public var priority: BusPriority {
         switch self {
-        case .portState, .portDeleted, .sync, .reset, .shutdown: .high
-        case .configReloaded, .workerState: .medium
+        case .portState, .portDeleted, .sync, .reset, .shutdown, .alertRaised, .alertCleared: .high
+        case .configReloaded, .workerState, .portHealth: .medium
+        case .counterBar: .low
         }
     }
 }

@@ -37,6 +37,9 @@ extension BusEvent {
             switch self.event.data {
             case .portState(let data): try container.encode(data, forKey: .data)
             case .portDeleted(let data): try container.encode(data, forKey: .data)
+            case .portHealth(let data): try container.encode(data, forKey: .data)
+            case .counterBar(let data): try container.encode(data, forKey: .data)
+            case .alertRaised(let data), .alertCleared(let data): try container.encode(data, forKey: .data)
             case .configReloaded(let data): try container.encode(data, forKey: .data)
             case .workerState(let data): try container.encode(WorkerWire(data), forKey: .data)
             case .sync(let data): try container.encode(data, forKey: .data)

@@ -28,8 +28,10 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     private let notifier = SystemdNotifier()
     private let portQueue = DispatchQueue(label: "portsyncd.port")
     private let startConfig: Config
-    /// The event bus: the port path publishes every accepted link change; stream clients read it.
+    /// The event bus: the channels publish every link change; stream clients read it.
     public let events: EventBus
+    /// The channel pipelines: link channel, port health, counter bars, alerts.
+    public let channels: ChannelWorker
     /// Workers built outside this module (the HTTP API), given this daemon to query.
     private let extraWorkers: (Daemon) -> [any SupervisedWorker]
 
@@ -62,6 +64,9 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             epoch: EventBus.newEpoch(),
             capacities: (config.events.highCapacity, config.events.mediumCapacity, config.events.lowCapacity),
             replayCapacity: config.events.replayCapacity, clientBufferCapacity: config.events.clientBufferCapacity)
+        self.channels = ChannelWorker(
+            settings: ChannelSettings(config), statsIntervalMs: config.channels.statsIntervalMs,
+            capacity: config.channels.intakeCapacity, bus: self.events, logger: logger)
         self.extraWorkers = extraWorkers
         self.config = config
         self.startConfig = config
@@ -101,6 +106,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.configWorker.onReload = { [events] outcome in events.publish(.configReloaded(outcome)) }
         self.installSignalHandlers()
         self.supervisor.add(self.events)
+        self.supervisor.add(self.channels)
         self.supervisor.add(self.configWorker)
         self.supervisor.add(self.telemetry)
         for worker in self.extraWorkers(self) { self.supervisor.add(worker) }
@@ -210,18 +216,11 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             logger: self.logger)
         self.writer = writer
         self.monitor = monitor
-        pipeline.onAccepted = { [bus = self.events] event, update in
-            let message = event.message
+        pipeline.onAccepted = { [channels = self.channels] event, update in
             switch update {
-            case .state(let port, _):
-                bus.publish(
-                    .portState(
-                        .init(
-                            admin: message.isAdminUp ? "up" : "down", oper: message.isOperUp ? "up" : "down",
-                            mtu: message.mtu ?? 0, carrierChanges: message.carrierChanges, ifindex: message.ifindex,
-                            traceID: event.trace)), port: port)
+            case .state(let port, _): channels.offer(.link(event, port: port))
             case .deleted(let port):
-                bus.publish(.portDeleted(.init(ifindex: message.ifindex, traceID: event.trace)), port: port)
+                channels.offer(.deleted(port: port, ifindex: event.message.ifindex, trace: event.trace))
             }
         }
         writer.start()
@@ -365,6 +364,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.telemetry.update(new)
         self.analytics.update(new)
         self.thresholds.update(new)
+        self.channels.update(ChannelSettings(new))
         self.portQueue.sync {
             self.config = new
             guard let writer = self.writer else { return }

@@ -1,0 +1,187 @@
+public import Dispatch
+public import Logging
+public import PortSyncCore
+import Synchronization
+
+/// The channel pipelines as an important worker on their own queue: the link channel (deduplicated, with source
+/// context), port health (damping) and counter bars, with the alert monitors, publishing to the event bus.
+///
+/// Intake is bounded like the bus's: the port path appends under a lock and never waits; a full intake drops the
+/// input and counts it (the port's next message or the next statistics dump restores the channel's view). A
+/// periodic RTM_GETLINK dump on the channel's own netlink socket samples every port's counters at
+/// `channels.stats_interval_ms`.
+public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
+    public let name = "channels"
+    public let criticality = WorkerCriticality.important
+    public let queue = DispatchQueue(label: "portsyncd.channels")
+
+    enum Input: Sendable {
+        case link(LinkEvent, port: String)
+        case deleted(port: String, ifindex: Int32, trace: UInt64)
+    }
+
+    private struct Intake: ~Copyable {
+        var inputs: [Input] = []
+        var capacity: Int
+        var dropped: UInt64 = 0
+        var scheduled = false
+    }
+
+    private let intake: Mutex<Intake>
+    private let bus: EventBus
+    private let logger: Logger
+    private let clock: @Sendable () -> UInt64
+
+    // Channel queue only.
+    private var channels: PortChannels
+    private var statsIntervalMs: Int
+    private var tickTimer: (any DispatchSourceTimer)?
+    private var statsTimer: (any DispatchSourceTimer)?
+    private var requester: NetlinkRequester?
+
+    public init(
+        settings: ChannelSettings, statsIntervalMs: Int, capacity: Int, bus: EventBus, logger: Logger,
+        clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.nowMicroseconds() }
+    ) {
+        self.channels = PortChannels(settings: settings)
+        self.statsIntervalMs = statsIntervalMs
+        self.intake = Mutex(Intake(capacity: capacity))
+        self.bus = bus
+        self.logger = logger
+        self.clock = clock
+    }
+
+    public func start(_ context: WorkerContext) throws {
+        self.tickTimer = DispatchSource.repeating(on: self.queue, every: .seconds(1), leeway: .milliseconds(50)) {
+            [unowned self] in self.publish(self.channels.tick(now: self.clock()))
+        }
+        if self.statsIntervalMs > 0 {
+            self.requester = try NetlinkRequester()
+            self.statsTimer = DispatchSource.repeating(
+                on: self.queue, every: .milliseconds(self.statsIntervalMs), leeway: .milliseconds(20)
+            ) { [unowned self] in self.sampleStats(context) }
+        }
+    }
+
+    public func stop() {
+        self.tickTimer?.cancel()
+        self.statsTimer?.cancel()
+        self.tickTimer = nil
+        self.statsTimer = nil
+        self.requester = nil
+    }
+
+    /// From the port path: never waits.
+    func offer(_ input: Input) {
+        let wake = self.intake.withLock { intake -> Bool in
+            guard intake.inputs.count < intake.capacity else {
+                intake.dropped += 1
+                return false
+            }
+            intake.inputs.append(input)
+            let wake = !intake.scheduled
+            intake.scheduled = true
+            return wake
+        }
+        if wake { self.queue.async { self.drain() } }
+    }
+
+    /// A reload: damping parameters and alert rules apply now.
+    public func update(_ settings: ChannelSettings) {
+        self.queue.async { self.publish(self.channels.update(settings, now: self.clock())) }
+    }
+
+    /// Inputs dropped because the channels' intake was full.
+    public var droppedInputs: UInt64 { self.intake.withLock { $0.dropped } }
+
+    /// The last bars of a port for an interval (for `/v1/ports/{name}/bars`).
+    public func bars(port: String, intervalMicros: UInt64) async -> [CounterBar] {
+        await withCheckedContinuation { result in
+            self.queue.async {
+                result.resume(returning: self.channels.bars(port: port, intervalMicros: intervalMicros))
+            }
+        }
+    }
+
+    /// The alerts active now.
+    public func activeAlerts() async -> [(rule: String, subject: String)] {
+        await withCheckedContinuation { result in
+            self.queue.async { result.resume(returning: self.channels.alerts.active) }
+        }
+    }
+
+    private func drain() {
+        let inputs = self.intake.withLock { intake -> [Input] in
+            let taken = intake.inputs
+            intake.inputs.removeAll(keepingCapacity: true)
+            intake.scheduled = false
+            return taken
+        }
+        let now = self.clock()
+        var outputs: [ChannelOutput] = []
+        for input in inputs {
+            switch input {
+            case .link(let event, let port): outputs += self.channels.link(event, port: port, now: now)
+            case .deleted(let port, let ifindex, let trace):
+                // In order with the port's link events: published from here, not by the port path.
+                self.publish(outputs)
+                outputs = []
+                self.bus.publish(.portDeleted(.init(ifindex: ifindex, traceID: trace)), port: port)
+                outputs += self.channels.deleted(port: port, now: now)
+            }
+        }
+        self.publish(outputs)
+    }
+
+    private func sampleStats(_ context: WorkerContext) {
+        guard let requester = self.requester else { return }
+        let datagrams: [[UInt8]]
+        do {
+            datagrams = try requester.dumpLinks()
+        } catch {
+            context.fail("statistics dump: \(error)")
+            return
+        }
+        let now = self.clock()
+        var outputs: [ChannelOutput] = []
+        for datagram in datagrams {
+            for item in NetlinkDecoder.decode(datagram) {
+                guard case .link(let message) = item, let name = message.name, let stats = message.stats,
+                    name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel"), LinkFilter.isSafeKeyPart(name)
+                else { continue }
+                outputs += self.channels.stats(port: name.string, ifindex: message.ifindex, stats: stats, now: now)
+            }
+        }
+        self.publish(outputs)
+    }
+
+    private func publish(_ outputs: [ChannelOutput]) {
+        for output in outputs {
+            switch output {
+            case .linkChange(let port, let state):
+                self.bus.publish(.portState(state), port: port)
+            case .health(let port, let health):
+                self.bus.publish(.portHealth(health), port: port)
+                self.logger.notice(
+                    health.damped
+                        ? "Port \(port) is flapping: damped (\(health.mode), penalty \(Int(health.penalty)), \(health.flaps) flaps)"
+                        : "Port \(port) is stable again: damping ended (penalty \(Int(health.penalty)))",
+                    metadata: ["PORT": .string(port), "EVENT": health.damped ? "damping_started" : "damping_ended"])
+            case .bar(let port, let bar):
+                self.bus.publish(.counterBar(bar), port: port)
+            case .alert(let port, let change):
+                let alert = BusEventData.Alert(change)
+                self.bus.publish(change.kind == .raised ? .alertRaised(alert) : .alertCleared(alert), port: port)
+                let text =
+                    change.kind == .raised
+                    ? "Alert \(change.rule) raised for \(port) (\(change.severity.rawValue), value \(change.value))"
+                    : "Alert \(change.rule) cleared for \(port) (\(change.suppressed) repeats suppressed)"
+                self.logger.log(
+                    level: change.kind == .raised ? .warning : .notice, "\(text)",
+                    metadata: [
+                        "PORT": .string(port), "EVENT": "alert_\(change.kind.rawValue)", "RULE": .string(change.rule),
+                    ])
+            }
+        }
+    }
+}
