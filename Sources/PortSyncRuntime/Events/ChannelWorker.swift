@@ -56,7 +56,6 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
             [unowned self] in self.publish(self.channels.tick(now: self.clock()))
         }
         if self.statsIntervalMs > 0 {
-            self.requester = try NetlinkRequester()
             self.statsTimer = DispatchSource.repeating(
                 on: self.queue, every: .milliseconds(self.statsIntervalMs), leeway: .milliseconds(20)
             ) { [unowned self] in self.sampleStats(context) }
@@ -134,9 +133,11 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
     }
 
     private func sampleStats(_ context: WorkerContext) {
-        guard let requester = self.requester else { return }
         let datagrams: [[UInt8]]
         do {
+            // Opened at the first sample, so that the event socket, opened at start-up, is the process's first.
+            let requester = try self.requester ?? NetlinkRequester()
+            self.requester = requester
             datagrams = try requester.dumpLinks()
         } catch {
             context.fail("statistics dump: \(error)")
