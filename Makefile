@@ -5,14 +5,26 @@ CONFIGURATION ?= debug
 BIN := .build/$(CONFIGURATION)/portsyncd
 
 APT_PACKAGES := libmnl-dev libhiredis-dev libsystemd-dev redis-server redis-tools pkg-config iproute2 python3 python3-pip systemd
+# Tests only (not for `make install`): headless Chromium for the dashboard test, promtool for the metrics lint.
+TEST_APT_PACKAGES := chromium prometheus
 PY_PACKAGES := redis pytest prometheus-client websockets jsonschema
+# The Python client (clients/python), installed editable: the integration tests run its portsyncd-watch command.
+CLIENT := clients/python
 
-.PHONY: all deps build run run-system install test test-unit test-integration bench format lint clean
+.PHONY: all deps test-deps build run run-system install test test-unit test-integration bench format lint clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh $(APT_PACKAGES) -- $(PY_PACKAGES)
+
+# What only the tests need: Chromium, promtool and the Python client.
+test-deps: deps
+	@scripts/install-deps.sh $(TEST_APT_PACKAGES) --
+	@python3 -c 'import portsyncd_client as c, sys; sys.exit(not c.__file__.startswith("$(CURDIR)/$(CLIENT)/"))' \
+		2>/dev/null || { echo "install-deps: installing $(CLIENT) (editable)"; \
+		python3 -m pip install -q -e $(CLIENT) 2>/dev/null \
+		|| python3 -m pip install -q --break-system-packages -e $(CLIENT); }
 
 build: deps
 	$(SWIFT) build -c $(CONFIGURATION)
@@ -20,7 +32,7 @@ build: deps
 run: build
 	PORTSYNCD_BIN=$(BIN) scripts/demo.sh
 
-test: build lint
+test: build lint test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
@@ -28,7 +40,7 @@ test: build lint
 test-unit: build
 	$(SWIFT) test
 
-test-integration: build
+test-integration: build test-deps
 	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
 
 bench: deps

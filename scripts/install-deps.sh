@@ -25,7 +25,7 @@ fi
 
 py_missing=()
 for package in "${py_wanted[@]}"; do
-    python3 -c "import $package" 2>/dev/null || py_missing+=("$package")
+    python3 -c "import ${package//-/_}" 2>/dev/null || py_missing+=("$package")  # module names use _
 done
 if [ ${#py_missing[@]} -gt 0 ]; then
     echo "install-deps: installing Python packages: ${py_missing[*]}"

@@ -1,17 +1,19 @@
 public import Dispatch
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
 public import PortSyncCore
 public import PortSyncRuntime
+import ServiceLifecycle
 import Synchronization
 
 /// The HTTP API as a supervised worker: Hummingbird on its own event loops, started and stopped from the worker's
 /// queue. A failure to bind (the port is taken) is a worker failure: restarted with backoff, and past the
 /// intensity the daemon runs without the API (it is `important`, not critical: the port path does not need it).
-public final class HTTPServer: SupervisedWorker, @unchecked Sendable {
+public final class HTTPServer: DrainableWorker, @unchecked Sendable {
     public let name = "http"
     public let criticality = WorkerCriticality.important
     public let queue = DispatchQueue(label: "portsyncd.http")
@@ -20,6 +22,7 @@ public final class HTTPServer: SupervisedWorker, @unchecked Sendable {
     let logger: Logger
     let clients = StreamClients()
     private var task: Task<Void, Never>?
+    private var group: ServiceGroup?
 
     public init(settings: Config.HTTP, daemon: any DaemonQueries, logger: Logger) {
         self.settings = settings
@@ -33,15 +36,18 @@ public final class HTTPServer: SupervisedWorker, @unchecked Sendable {
         let logger = self.logger
         let ws = WebSocketServerConfiguration(
             maxFrameSize: 16 * 1024, autoPing: .enabled(timePeriod: .milliseconds(settings.wsPingMs)))
+        // Without the WebSocket stream, plain HTTP/1: an upgrade request is then an ordinary 404.
+        let idle = TimeAmount.milliseconds(Int64(max(60_000, 2 * settings.sseHeartbeatMs)))
+        let server: HTTPServerBuilder
+        if settings.websocket {
+            server = .http1WebSocketUpgrade(
+                webSocketRouter: router, configuration: .init(http1: .init(idleTimeout: idle), ws: ws))
+        } else {
+            server = .http1(configuration: .init(idleTimeout: idle))
+        }
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: router,
-                configuration: .init(
-                    // An idle HTTP/1 connection (no request, no response byte) is closed; SSE streams beat well
-                    // within it.
-                    http1: .init(idleTimeout: .milliseconds(Int64(max(60_000, 2 * settings.sseHeartbeatMs)))),
-                    ws: ws)),
+            server: server,
             configuration: ApplicationConfiguration(address: .hostname(settings.address, port: settings.port)),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0)" } ?? "?"
@@ -50,9 +56,13 @@ public final class HTTPServer: SupervisedWorker, @unchecked Sendable {
                     metadata: ["EVENT": "http_listening", "HTTP_PORT": "\(channel.localAddress?.port ?? 0)"])
             },
             logger: Logger(label: "portsyncd.http", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [app], logger: Logger(label: "portsyncd.http", factory: { _ in SwiftLogNoOpLogHandler() })))
+        self.group = group
         self.task = Task {
             do {
-                try await app.run()
+                try await group.run()
             } catch {
                 if !Task.isCancelled { context.fail("HTTP server: \(error)") }
             }
@@ -62,10 +72,41 @@ public final class HTTPServer: SupervisedWorker, @unchecked Sendable {
     public func stop() {
         self.task?.cancel()
         self.task = nil
+        self.group = nil
+    }
+
+    /// A graceful shutdown of the server: no new connections, in-flight responses (the streams, which end after
+    /// their `shutdown` event) finish and are flushed; then `done`, or after `timeoutMs` whatever is left.
+    public func drain(timeoutMs: Int, _ done: @escaping @Sendable () -> Void) {
+        self.queue.async {
+            guard let group = self.group, let task = self.task else { return done() }
+            let once = Once(done)
+            Task {
+                await group.triggerGracefulShutdown()
+                await task.value
+                once.run()
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeoutMs)) { once.run() }
+        }
     }
 
     /// Streaming figures for `/v1/health/streaming` and the metrics.
     public var streaming: StreamClients.Figures { self.clients.figures }
+}
+
+/// Runs a closure at most once, from whichever caller comes first.
+final class Once: Sendable {
+    private let body: Mutex<(@Sendable () -> Void)?>
+
+    init(_ body: @escaping @Sendable () -> Void) { self.body = Mutex(body) }
+
+    func run() {
+        let body = self.body.withLock { body -> (@Sendable () -> Void)? in
+            defer { body = nil }
+            return body
+        }
+        body?()
+    }
 }
 
 /// Stream clients by kind, with a ceiling, and why they ended.

@@ -105,12 +105,13 @@ struct BearerTokenMiddleware: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        guard !self.token.isEmpty, !request.uri.path.hasPrefix("/v1/health") else {
+        // Health checks are open; the WebSocket route checks the token itself, after the upgrade, so that a refusal
+        // is a close code with a reason rather than a bare 400.
+        guard !self.token.isEmpty, !request.uri.path.hasPrefix("/v1/health"), request.uri.path != "/v1/ws/events"
+        else {
             return try await next(request, context)
         }
-        let header = request.headers[.authorization]
-        let query = request.uri.queryParameters["access_token"].map(String.init)
-        guard header == "Bearer \(self.token)" || query == self.token else {
+        guard Self.authorized(request, self.token) else {
             self.clients.badRequest("unauthorized")
             self.logger.warning(
                 "HTTP request to \(EventFilter.printableName(request.uri.path)) refused: missing or wrong bearer token",
@@ -120,6 +121,15 @@ struct BearerTokenMiddleware: RouterMiddleware {
                 message: "a bearer token is required")
         }
         return try await next(request, context)
+    }
+}
+
+extension BearerTokenMiddleware {
+    /// Whether `request` carries `token` (header or `?access_token=`).
+    static func authorized(_ request: Request, _ token: String) -> Bool {
+        let header = request.headers[.authorization]
+        let query = request.uri.queryParameters["access_token"].map(String.init)
+        return header == "Bearer \(token)" || query == token
     }
 }
 

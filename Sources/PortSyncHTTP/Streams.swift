@@ -13,22 +13,38 @@ extension HTTPServer {
     func addStreams(to router: Router<Context>) {
         router.get("/v1/sse/events") { [self] request, _ in try await self.sse(request) }
         guard self.settings.websocket else { return }
-        router.ws(
-            "/v1/ws/events",
-            shouldUpgrade: { [self] request, _ in
-                _ = try self.filter(request)
-                guard self.clients.admit(.websocket, max: self.settings.maxClients) else {
-                    self.tooMany()
-                    throw HTTPError(.serviceUnavailable, message: "too many stream clients (max_clients)")
-                }
-                return .upgrade([:])
-            },
-            onUpgrade: { [self] inbound, outbound, context in
-                let filter = (try? self.filter(context.request)) ?? EventFilter()
-                let last = Self.lastEventID(context.request)
-                let reason = await self.webSocket(inbound, outbound, filter: filter, lastEventID: last)
-                self.clients.release(.websocket, reason: reason)
-            })
+        // Every upgrade is accepted, and a refusal is a close code with a reason, because a refused upgrade
+        // request can only be answered with a bare 400: a bad filter or token closes with 1008, too many clients
+        // with 1013 (try again later). The client's slot is taken only once it is upgraded, so a connection that
+        // vanishes during the handshake holds none.
+        router.ws("/v1/ws/events") { [self] inbound, outbound, context in
+            let request = context.request
+            if !self.settings.bearerToken.isEmpty
+                && !BearerTokenMiddleware.authorized(request, self.settings.bearerToken)
+            {
+                self.clients.badRequest("unauthorized")
+                self.logger.warning(
+                    "WebSocket client refused: missing or wrong bearer token",
+                    metadata: ["EVENT": "http_unauthorized", "REASON": "unauthorized"])
+                try? await outbound.close(.policyViolation, reason: "a bearer token is required")
+                return
+            }
+            let filter: EventFilter
+            do {
+                filter = try self.filter(request)
+            } catch {
+                try? await outbound.close(.policyViolation, reason: String("\(error)".prefix(120)))
+                return
+            }
+            guard self.clients.admit(.websocket, max: self.settings.maxClients) else {
+                self.tooMany()
+                try? await outbound.close(.unknown(1013), reason: "too many stream clients (max_clients)")
+                return
+            }
+            let reason = await self.webSocket(
+                inbound, outbound, filter: filter, lastEventID: Self.lastEventID(request))
+            self.clients.release(.websocket, reason: reason)
+        }
     }
 
     /// The filter of a stream request, or a 400 naming what is wrong.
@@ -197,7 +213,11 @@ extension HTTPServer {
                         switch outcome {
                         case .changed(let newFilter): filter = newFilter
                         case .closed(let reason):
-                            if reason == "slow" { try? await outbound.close(.goingAway, reason: "slow") }
+                            // A close handshake, so that the last frames (the `shutdown` event) are read by the
+                            // peer before the connection ends.
+                            if reason == "slow" || reason == "shutdown" {
+                                try? await outbound.close(.goingAway, reason: reason)
+                            }
                             return reason
                         }
                     } catch {
@@ -206,6 +226,8 @@ extension HTTPServer {
                 }
             }
             let first = await group.next() ?? "client"
+            logger.debug(
+                "WebSocket client ended: \(first)", metadata: ["EVENT": "ws_closed", "REASON": .string(first)])
             group.cancelAll()
             changed.finish()
             return first == "bad_message" ? "error" : first

@@ -82,3 +82,37 @@ def test_wrong_token_is_counted_and_logged_once_per_request(rig):
     assert 'portsyncd_http_bad_requests_total{reason="unauthorized"} 3' in metrics
     wait_for(lambda: sum("unauthorized" in line for line in daemon.log_lines()) == 3,
              what="one log line per refused request")
+
+
+def test_websocket_refusals_are_close_codes_and_hold_no_slot(rig):
+    """A bad filter or token closes the upgraded WebSocket with 1008 and a reason; a full house with 1013; a client
+    that drops the connection in the middle of the handshake holds no slot afterwards."""
+    daemon = rig.start(config={"http": {"port": 0, "bearer_token": "right", "max_clients": 2}})
+    api = Api(rig, daemon, token="right")
+    for query, code in (("?access_token=wrong", 1008), ("?access_token=right&events=nope", 1008)):
+        with api.ws(query) as ws:
+            try:
+                ws.recv(timeout=10)
+            except ConnectionClosed:
+                pass
+            assert ws.close_code == code, (query, ws.close_code, ws.close_reason)
+    # Handshakes abandoned at once: none of them keeps a slot.
+    for _ in range(20):
+        sock = netns_connect(rig.ns.name, api.port)
+        sock.sendall(b"GET /v1/ws/events?access_token=right HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    wait_for(lambda: 'portsyncd_stream_clients{kind="websocket"} 0' in api.get("/metrics")[2].decode(),
+             what="no WebSocket slot held")
+    with api.ws("?access_token=right") as first, api.ws("?access_token=right") as second:
+        for ws in (first, second):
+            while json.loads(ws.recv(timeout=10))["type"] != "sync":
+                pass
+        with api.ws("?access_token=right") as third:
+            try:
+                third.recv(timeout=10)
+            except ConnectionClosed:
+                pass
+            assert third.close_code == 1013

@@ -42,6 +42,9 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     private var analytics: AnalyticsWorker!
     private var thresholds: ThresholdWorker!
 
+    /// Workers to wind down before exit (set once in `run()`).
+    private var drainable: [any DrainableWorker] = []
+
     // Main queue only.
     private var signalSources: [any DispatchSourceSignal] = []
     private var stopping = false
@@ -109,7 +112,9 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.supervisor.add(self.channels)
         self.supervisor.add(self.configWorker)
         self.supervisor.add(self.telemetry)
-        for worker in self.extraWorkers(self) { self.supervisor.add(worker) }
+        let extra = self.extraWorkers(self)
+        self.drainable = extra.compactMap { $0 as? any DrainableWorker }
+        for worker in extra { self.supervisor.add(worker) }
         self.supervisor.run()
         self.portQueue.async { self.startUp() }
         dispatchMain()
@@ -284,9 +289,18 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         return old
     }
 
-    /// Exit 0 once stream clients have their final `shutdown` event (at most a second more).
+    /// Exit 0 once stream clients have their final `shutdown` event and their connections are closed cleanly
+    /// (at most a second for each step).
     private func exitAfterStreams() {
-        self.events.afterSubscribersLeave(timeoutMs: 1000) { exit(0) }
+        let drainable = self.drainable
+        self.events.afterSubscribersLeave(timeoutMs: 1000) {
+            let group = DispatchGroup()
+            for worker in drainable {
+                group.enter()
+                worker.drain(timeoutMs: 1000) { group.leave() }
+            }
+            group.notify(queue: .main) { exit(0) }
+        }
     }
 
     private func fatal(_ message: String) -> Never {

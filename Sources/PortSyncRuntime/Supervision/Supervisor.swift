@@ -20,6 +20,13 @@ public protocol SupervisedWorker: AnyObject, Sendable {
     func stop()
 }
 
+/// A worker with open connections to wind down before the process exits (the HTTP server: stream clients get
+/// their last event and a clean close).
+public protocol DrainableWorker: SupervisedWorker {
+    /// Stops taking new work, lets what is in flight finish, and calls `done` (at most `timeoutMs` later).
+    func drain(timeoutMs: Int, _ done: @escaping @Sendable () -> Void)
+}
+
 /// One run of one worker: its heartbeat and the way to report a failure. A restart gets a new context, so a failure
 /// reported late by an old run is ignored.
 public final class WorkerContext: Sendable {
