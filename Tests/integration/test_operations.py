@@ -167,3 +167,23 @@ def test_config_file_change_reloads_without_a_signal(rig):
     config_path.write_text("[log]\nlevel = \"loud\"\n")
     daemon.wait_log(rf"Reload refused, keeping the old configuration: {config_path}:2:1:")
     assert daemon.alive
+
+
+def test_a_notify_socket_nobody_reads_blocks_nothing(rig):
+    """A service manager that stops reading its notify socket (its queue fills after a few datagrams) must not
+    hold the daemon: ports keep syncing, and SIGTERM still drains and exits 0."""
+    import socket as sockets
+    path = str(rig.tmp / "deaf-notify")
+    deaf = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    deaf.bind(path)
+    try:
+        daemon = rig.start(env={"NOTIFY_SOCKET": path}, wait_ready=False,
+                           config={"daemon": {"status_interval_ms": 100}})
+        daemon.wait_log(r"Ready: ")
+        names = ports(2)
+        rig.add_synced_ports(names)  # long after the deaf socket's queue is full
+        rig.ns.ip("link", "set", "dev", names[0], "down")
+        rig.wait_state_matches_kernel(names)
+        assert daemon.stop() == 0
+    finally:
+        deaf.close()

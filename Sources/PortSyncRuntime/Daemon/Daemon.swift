@@ -299,7 +299,8 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
                 group.enter()
                 worker.drain(timeoutMs: 1000) { group.leave() }
             }
-            group.notify(queue: .main) { exit(0) }
+            // Not the main queue: a notify socket nobody reads can hold it in sd_notify (STOPPING=1).
+            group.notify(queue: .global()) { exit(0) }
         }
     }
 
