@@ -94,6 +94,13 @@ public final class HTTPServer: DrainableWorker, @unchecked Sendable {
     public var streaming: StreamClients.Figures { self.clients.figures }
 }
 
+/// A flag set once, read from any task.
+final class Flag: Sendable {
+    private let state = Mutex(false)
+    func set() { self.state.withLock { $0 = true } }
+    var isSet: Bool { self.state.withLock { $0 } }
+}
+
 /// Runs a closure at most once, from whichever caller comes first.
 final class Once: Sendable {
     private let body: Mutex<(@Sendable () -> Void)?>

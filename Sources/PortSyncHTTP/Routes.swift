@@ -7,7 +7,21 @@ import NIOCore
 import PortSyncCore
 import PortSyncRuntime
 
-typealias Context = BasicWebSocketRequestContext
+typealias Context = PortsyncRequestContext
+
+/// The request context: Hummingbird's WebSocket-capable context plus the connection's channel, so that a stream
+/// whose client stopped reading can be closed outright (its pending writes would otherwise wait forever).
+struct PortsyncRequestContext: RequestContext, WebSocketRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let webSocket: WebSocketHandlerReference<Self>
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.webSocket = .init()
+        self.channel = source.channel
+    }
+}
 
 extension HTTPServer {
     func makeRouter() -> Router<Context> {

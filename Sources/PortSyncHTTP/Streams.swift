@@ -11,7 +11,8 @@ extension HTTPServer {
     /// `GET /v1/sse/events` and `GET /v1/ws/events`: the same filters, the same ids, the same snapshot-then-live
     /// sequence.
     func addStreams(to router: Router<Context>) {
-        router.get("/v1/sse/events") { [self] request, _ in try await self.sse(request) }
+        router.get("/v1/sse/events") { [self] request, context in try await self.sse(request, channel: context.channel)
+        }
         guard self.settings.websocket else { return }
         // Every upgrade is accepted, and a refusal is a close code with a reason, because a refused upgrade
         // request can only be answered with a bare 400: a bad filter or token closes with 1008, too many clients
@@ -82,7 +83,7 @@ extension HTTPServer {
         case closed
     }
 
-    private func sse(_ request: Request) async throws -> Response {
+    private func sse(_ request: Request, channel: any Channel) async throws -> Response {
         let filter = try self.filter(request)
         guard self.clients.admit(.sse, max: self.settings.maxClients) else {
             self.tooMany()
@@ -96,16 +97,23 @@ extension HTTPServer {
             .contentType: "text/event-stream", .cacheControl: "no-cache",
             HTTPField.Name("X-Accel-Buffering")!: "no",
         ]
+        let closedSlow = Flag()
         let body = ResponseBody { writer in
             var reason = "client"
             defer {
                 bus.unsubscribe(subscription.id)
-                clients.release(.sse, reason: reason)
+                clients.release(.sse, reason: closedSlow.isSet ? "slow" : reason)
             }
             let (ticks, continuation) = AsyncStream<Tick>.makeStream(bufferingPolicy: .bufferingNewest(4))
             let pump = Task {
                 for await _ in subscription.doorbell { continuation.yield(.events) }
                 continuation.yield(.closed)
+                // Closed as slow: the handler may be stuck in a write that the client will never read; closing the
+                // connection fails that write and ends the handler.
+                if await bus.take(subscription.id).closed == "slow" {
+                    closedSlow.set()
+                    channel.close(promise: nil)
+                }
             }
             let beat = Task {
                 while !Task.isCancelled {

@@ -1310,7 +1310,8 @@ class Flapper(threading.Thread):
 _CLONE_NEWNET = 0x40000000
 
 
-def netns_connect(ns_name: str, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> socket.socket:
+def netns_connect(ns_name: str, port: int, host: str = "127.0.0.1", timeout: float = 10.0,
+                  rcvbuf: int | None = None) -> socket.socket:
     """A TCP connection made from inside the network namespace `ns_name` (setns on a helper thread: a socket
     belongs to the namespace it was created in, whichever thread uses it afterwards)."""
     import ctypes
@@ -1325,7 +1326,12 @@ def netns_connect(ns_name: str, port: int, host: str = "127.0.0.1", timeout: flo
                     raise OSError(ctypes.get_errno(), "setns")
             finally:
                 os.close(fd)
-            result["sock"] = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+            result["sock"] = sock
         except Exception as error:  # noqa: BLE001 - handed to the caller
             result["error"] = error
 

@@ -5,7 +5,7 @@ import socket
 
 from websockets.exceptions import ConnectionClosed
 
-from conftest import netns_connect, wait_for
+from conftest import Miss, netns_connect, wait_for
 from test_http import Api
 
 
@@ -116,3 +116,53 @@ def test_websocket_refusals_are_close_codes_and_hold_no_slot(rig):
             except ConnectionClosed:
                 pass
             assert third.close_code == 1013
+
+
+def test_a_client_that_never_reads_is_closed_as_slow_and_nobody_else_waits(rig):
+    """An SSE client that stops reading (a tiny receive buffer, never drained) while ports flap: its buffer fills,
+    it is closed with reason `slow` and counted; a client that reads all along is not, and ends with every port's
+    final state; STATE_DB keeps up."""
+    import threading
+    from conftest import Flapper
+    daemon = rig.start(config={"http": {"port": 0}, "events": {"client_buffer_capacity": 256}})
+    api = Api(rig, daemon)
+    names = [f"Ethernet{4 * i}" for i in range(8)]
+    rig.add_synced_ports(names)
+    deaf = netns_connect(rig.ns.name, api.port, rcvbuf=2048)
+    deaf.sendall(b"GET /v1/sse/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    reader = api.sse()
+    reader.until(lambda e: e[1] == "sync")
+    last = {}
+    done = threading.Event()
+
+    def read():
+        while not done.is_set():
+            event = reader.next()
+            if event is None:
+                return
+            if event[1] == "port_state":
+                last[event[2]["port"]] = event[2]["data"]["admin"]
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    flapper = Flapper(rig, names)
+    flapper.start()
+    try:
+        def slow_closed():
+            text = api.get("/metrics")[2].decode()
+            return 'portsyncd_stream_clients_closed_total{reason="slow"} 1' in text or Miss(
+                [line for line in text.splitlines() if line.startswith("portsyncd_stream_clients")])
+        wait_for(slow_closed, timeout=60, what="the deaf client closed as slow")
+        flapper.wait_batches(2)
+    finally:
+        flapper.stop()
+    rig.wait_state_matches_kernel(names)
+    expected = {n: "up" if rig.links()[n.encode()].admin_up else "down" for n in names}
+    wait_for(lambda: all(last.get(n) == expected[n] for n in names), what="the reading client at the final states")
+    done.set()
+    metrics = api.get("/metrics")[2].decode()
+    assert 'portsyncd_stream_clients_closed_total{reason="slow"} 1' in metrics
+    assert 'portsyncd_stream_clients{kind="sse"} 1' in metrics  # the reader is still connected
+    deaf.close()
+    reader.close()
+    assert daemon.alive
