@@ -68,8 +68,9 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // `make bench`: the decoder and filter over the captured kernel datagrams.
-        .executableTarget(name: "portsyncd-bench", dependencies: ["PortSyncCore"], swiftSettings: strict),
+        // `make bench`: the decoder and filter over the captured kernel datagrams, and the Redis writer's throughput.
+        .executableTarget(
+            name: "portsyncd-bench", dependencies: ["PortSyncCore", "PortSyncRuntime"], swiftSettings: strict),
         .testTarget(
             name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")],
             swiftSettings: strict),

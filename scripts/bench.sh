@@ -2,6 +2,9 @@
 # `make bench`: release builds, several runs each, medians in one table; the table is also written as JSON to
 # .bench/latest.json. Numbers are medians because this kind of machine is noisy. The pipeline rows come from the
 # Benchmarks/ package (ordo-one/benchmark, release build): per run, the median of its iterations of 1000 messages.
+# The Redis writer rows: `portsyncd-bench redis-writer` (the real PortStateWriter, pipelined, into a private
+# redis-server on a unix socket) in HSET-equivalents per second, next to `redis-benchmark -P 64 -t hset` against the
+# same server as the reference.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -10,6 +13,25 @@ swift build -c release --product portsyncd >/dev/null
 swift build -c release --product portsyncd-bench >/dev/null
 mkdir -p .bench
 decoder=$(.build/release/portsyncd-bench Tests/PortSyncCoreTests/Fixtures "$runs")
+redis_dir=$(mktemp -d /tmp/portsyncd-bench-redis.XXXXXX)
+redis-server --port 0 --unixsocket "$redis_dir/redis.sock" --unixsocketperm 700 --save "" --appendonly no \
+    --databases 100 --daemonize yes --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
+trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$redis_dir"' EXIT
+for _ in $(seq 100); do
+    redis-cli -s "$redis_dir/redis.sock" ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+writer=""
+for _ in $(seq "$runs"); do
+    redis-cli -s "$redis_dir/redis.sock" flushall >/dev/null
+    reference=$(redis-benchmark -s "$redis_dir/redis.sock" -P 64 -n 1000000 -q -t hset | tr '\r' '\n' \
+        | grep -o 'HSET: [0-9.]* requests per second' | tail -n 1 | awk '{print $2}')
+    redis-cli -s "$redis_dir/redis.sock" flushall >/dev/null
+    sync_mode=$(.build/release/portsyncd-bench redis-writer "$redis_dir/redis.sock" 1024 500000 1024 sync)
+    async_mode=$(.build/release/portsyncd-bench redis-writer "$redis_dir/redis.sock" 1024 500000 1024 async)
+    writer+="{\"reference_hset_per_s\": ${reference:-0}, \"sync\": $sync_mode, \"async\": $async_mode}"$'\n'
+done
+kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null || true
 latency=""
 for _ in $(seq "$runs"); do
     latency+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles "${BENCH_TOGGLES:-400}")$'\n'
@@ -32,13 +54,18 @@ for run in $(seq "$runs"); do
         exit 1
     fi
 done
-python3 - "$decoder" "$latency" "$startup" "$storm" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
+python3 - "$decoder" "$latency" "$startup" "$storm" "$writer" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
 import json, statistics, sys, platform, os
 decoder = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 latency = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
 startup = [json.loads(l) for l in sys.argv[3].splitlines() if l.strip()]
 storm = [json.loads(l) for l in sys.argv[4].splitlines() if l.strip()]
-del sys.argv[4]
+writer = [json.loads(l) for l in sys.argv[5].splitlines() if l.strip()]
+for run in writer:
+    run["sync_hset_per_s"] = run["sync"]["writer_hset_per_s"]
+    run["async_hset_per_s"] = run["async"]["writer_hset_per_s"]
+    run["ratio"] = run["sync_hset_per_s"] / run["reference_hset_per_s"] if run["reference_hset_per_s"] else 0
+del sys.argv[4:6]
 def stage_medians(path):
     # JMH export of one run: each iteration is 1000 messages, so µs per iteration are ns per message and
     # allocations per iteration are thousandths of allocations per message.
@@ -77,12 +104,16 @@ table = [
     ("pipeline to hand-off, one core, messages/s", med(pipeline, "pipeline_messages_per_s")),
     ("pipeline to hand-off: allocations/message", med(pipeline, "pipeline_allocations")),
     ("  of which in the hand-off: allocations/message", med(pipeline, "handoff_allocations")),
+    ("Redis writer (sync), HSET-equivalents/s", med(writer, "sync_hset_per_s")),
+    ("Redis writer (async), HSET-equivalents/s", med(writer, "async_hset_per_s")),
+    ("redis-benchmark -P 64 HSET (reference), /s", med(writer, "reference_hset_per_s")),
+    ("Redis writer (sync) / reference", med(writer, "ratio")),
 ]
 print(f"{'measure (median of %d runs)' % len(latency):<48} {'value':>10}")
 for name, value in table:
     print(f"{name:<48} {value:>10.3f}" if value < 10 else f"{name:<48} {value:>10.1f}")
 result = {"runs": len(latency), "cpus": os.cpu_count(), "kernel": platform.release(),
-          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline}}
+          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline, "redis_writer": writer}}
 with open(".bench/latest.json", "w") as f:
     json.dump(result, f, indent=2)
 print("written to .bench/latest.json")

@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 62)
+        #expect(schema.count == 63)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -55,6 +55,7 @@ struct ConfigDecoderTests {
             writer_max_in_flight = 1000000
             send_max_retries = 100
             send_retry_delay_us = 60000000
+            batch_send_mode = "async"
             stage_event_capacity = 16
             flap_rate_limit = 1000000
             flap_window_ms = 3600000
@@ -133,6 +134,7 @@ struct ConfigDecoderTests {
         expected.pipeline.writerMaxInFlight = 1_000_000
         expected.pipeline.sendMaxRetries = 100
         expected.pipeline.sendRetryDelayUs = 60_000_000
+        expected.pipeline.batchSendMode = "async"
         expected.pipeline.stageEventCapacity = 16
         expected.pipeline.flapRateLimit = 1_000_000
         expected.pipeline.flapWindowMs = 3_600_000
@@ -284,6 +286,13 @@ struct ConfigDecoderTests {
         .init(
             label: "log level in upper case", text: "[log]\nlevel = \"NOTICE\"\n", line: 2, column: 1,
             message: "log.level = \"NOTICE\" is not one of trace, debug, info, notice, warning, error, critical"),
+        .init(
+            label: "unknown batch send mode",
+            text: "[pipeline]\nwriter_max_in_flight = 64\nbatch_send_mode = \"parallel\"\n",
+            line: 3, column: 1, message: "pipeline.batch_send_mode = \"parallel\" is not one of sync, async"),
+        .init(
+            label: "batch send mode given as a boolean", text: "[pipeline]\n  batch_send_mode = true\n", line: 2,
+            column: 3, message: "pipeline.batch_send_mode must be a string, not bool"),
         .init(
             label: "table given as a value", text: "[log]\nlevel = { name = \"info\" }\n", line: 2, column: 1,
             message: "log.level must be a string, not table"),

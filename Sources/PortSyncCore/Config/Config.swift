@@ -53,12 +53,16 @@ public struct Config: Sendable, Hashable {
         public var adaptiveBlockBelowUs = 100
         /// Adaptive policy: shed (low priority first; high is coalesced, never dropped) above this wait, in µs.
         public var adaptiveShedAboveUs = 1000
-        /// Redis commands in flight at most; past it, events wait in the hand-off.
+        /// Port writes in flight to Redis at most (per sender when `batch_send_mode` is async); past it, events
+        /// wait in the hand-off.
         public var writerMaxInFlight = 1024
         /// A port write Redis answers with an error is sent again this many times (with the port's latest state).
         public var sendMaxRetries = 3
         /// Delay before such a retry, in microseconds.
         public var sendRetryDelayUs = 100
+        /// How the hand-off is drained into Redis: sync (one sender) or async (one sender per priority), see
+        /// `BatchSendMode`.
+        public var batchSendMode = BatchSendMode.sync.rawValue
         /// Stage events kept in the ring (trace look-ups, latest-N queries).
         public var stageEventCapacity = 10_000
         /// Flap guard: more than this many admin/oper changes of one port within `flap_window_ms` flags it.
@@ -233,6 +237,8 @@ public struct Config: Sendable, Hashable {
     public static let dampingModes = ["off", "monitor", "enforce"]
     /// The alert severities.
     public static let severities = ["info", "warning", "major", "critical"]
+    /// The drains `pipeline.batch_send_mode` accepts.
+    public static let batchSendModes = BatchSendMode.allCases.map(\.rawValue)
 
     /// The log levels `log.level` accepts, least severe first.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

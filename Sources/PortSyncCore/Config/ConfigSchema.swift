@@ -97,6 +97,9 @@ extension Config {
                 section: "pipeline", key: "send_retry_delay_us",
                 kind: .integer(1...60_000_000, \.pipeline.sendRetryDelayUs)),
             .init(
+                section: "pipeline", key: "batch_send_mode",
+                kind: .choice(Config.batchSendModes, \.pipeline.batchSendMode)),
+            .init(
                 section: "pipeline", key: "stage_event_capacity",
                 kind: .integer(16...10_000_000, \.pipeline.stageEventCapacity)),
             .init(section: "pipeline", key: "flap_rate_limit", kind: .integer(1...1_000_000, \.pipeline.flapRateLimit)),

@@ -20,6 +20,22 @@ public struct InterfaceName: Sendable, Hashable, Comparable, CustomStringConvert
         self.count = index
     }
 
+    /// A name from raw bytes, read as two words; `nil` if empty or longer than `maxLength`.
+    @inline(__always)
+    init?(raw bytes: UnsafeRawBufferPointer) {
+        let count = bytes.count
+        guard count > 0, count <= Self.maxLength else { return nil }
+        if count >= 8 {
+            self.low = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+            // Bytes 8..<count are the top ones of the word that ends the name.
+            let tail = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
+            self.high = count == 8 ? 0 : tail >> UInt64((16 - count) * 8)
+        } else {
+            for index in 0..<count { self.setByte(bytes[index], at: index) }
+        }
+        self.count = count
+    }
+
     /// A name from a string's UTF-8; `nil` if empty or longer than `maxLength` bytes.
     public init?(_ string: String) {
         self.init(bytes: Array(string.utf8))
@@ -61,10 +77,25 @@ public struct InterfaceName: Sendable, Hashable, Comparable, CustomStringConvert
     /// The name as a string. Only meaningful for valid UTF-8; use `escaped` for logs. Names of up to 15 bytes
     /// fit Swift's small-string storage, so this allocates nothing.
     public var string: String {
-        String(unsafeUninitializedCapacity: self.count) { buffer in
-            for index in 0..<self.count { buffer[index] = self.byte(at: index) }
-            return self.count
+        withUnsafeBytes(of: (self.low.littleEndian, self.high.littleEndian)) { raw in
+            String(decoding: UnsafeRawBufferPointer(rebasing: raw[0..<self.count]), as: UTF8.self)
         }
+    }
+
+    /// Whether `body` holds for both words of the name, given each word (little-endian: byte `i` in bits `8i`) and
+    /// the high bits of the byte lanes the name uses in it (`0x80` per used byte).
+    @inline(__always)
+    func allWords(_ body: (_ word: UInt64, _ lanes: UInt64) -> Bool) -> Bool {
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let lowLanes = self.count >= 8 ? highs : highs & ((1 << UInt64(self.count * 8)) &- 1)
+        let highLanes = self.count <= 8 ? 0 : highs & ((1 << UInt64((self.count - 8) * 8)) &- 1)
+        return body(self.low, lowLanes) && (highLanes == 0 || body(self.high, highLanes))
+    }
+
+    /// `PortHash` of the name's bytes (the same as of its string's UTF-8).
+    @inline(__always)
+    func portHash(seed: UInt64) -> UInt64 {
+        PortHash.hash(low: self.low, high: self.high, count: self.count, seed: seed)
     }
 
     /// The name for a log line: printable ASCII as it is, every other byte as `\xNN`.

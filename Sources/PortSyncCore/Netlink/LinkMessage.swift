@@ -100,6 +100,17 @@ public struct HardwareAddress: Sendable, Hashable, CustomStringConvertible {
         self.count = min(bytes.count, 8)
     }
 
+    /// An address from raw bytes (the first 8 kept), read as one word when there are 8 or more.
+    @inline(__always)
+    init(raw bytes: UnsafeRawBufferPointer) {
+        if bytes.count >= 8 {
+            self.storage = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+        } else {
+            for index in 0..<bytes.count { self.storage |= UInt64(bytes[index]) << (UInt64(index) * 8) }
+        }
+        self.count = min(bytes.count, 8)
+    }
+
     public var bytes: [UInt8] { (0..<self.count).map { UInt8(truncatingIfNeeded: self.storage >> (UInt64($0) * 8)) } }
 
     /// `aa:bb:cc:dd:ee:ff`

@@ -120,10 +120,9 @@ public enum NetlinkDecoder {
         let payload = UnsafeRawBufferPointer(rebasing: message[NetlinkLayout.messageHeader...])
         switch type {
         case NetlinkMessageType.newLink, NetlinkMessageType.delLink:
-            return self.decodeLink(
-                payload, kind: type == NetlinkMessageType.newLink ? .newLink : .delLink,
-                sequence: sequence, portID: portID
-            )
+            var link = LinkMessage(kind: .newLink, ifindex: 0, flags: [], name: nil)
+            if let error = self.extractLink(message, into: &link) { return .malformed(error) }
+            return .link(link)
         case NetlinkMessageType.done:
             return .done(sequence: sequence, portID: portID)
         case NetlinkMessageType.error:
@@ -134,83 +133,107 @@ public enum NetlinkDecoder {
         }
     }
 
+    /// The extract stage: decodes an `RTM_NEWLINK` or `RTM_DELLINK` (header included, `nlmsg_len` checked, its type
+    /// one of the two, as the prefilter passes them) into `link`, which it replaces whole. Writing into the
+    /// caller's value spares copying the message around; `decodeMessage` gives the same result as a `NetlinkItem`.
     @usableFromInline
-    static func decodeLink(
-        _ payload: UnsafeRawBufferPointer, kind: LinkMessage.Kind, sequence: UInt32, portID: UInt32
-    ) -> NetlinkItem {
+    static func extractLink(_ message: UnsafeRawBufferPointer, into link: inout LinkMessage) -> NetlinkDecodeError? {
+        let type = message.loadUnaligned(fromByteOffset: 4, as: UInt16.self)
+        let payload = UnsafeRawBufferPointer(rebasing: message[NetlinkLayout.messageHeader...])
         guard payload.count >= NetlinkLayout.ifinfo else {
-            return .malformed(
-                .truncatedPayload(
-                    type: kind == .newLink ? NetlinkMessageType.newLink : NetlinkMessageType.delLink,
-                    length: payload.count))
+            return .truncatedPayload(type: type, length: payload.count)
         }
-        var link = LinkMessage(
-            kind: kind, sequence: sequence, portID: portID,
+        link = LinkMessage(
+            kind: type == NetlinkMessageType.newLink ? .newLink : .delLink,
+            sequence: message.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
+            portID: message.loadUnaligned(fromByteOffset: 12, as: UInt32.self),
             ifindex: payload.loadUnaligned(fromByteOffset: 4, as: Int32.self),
             flags: InterfaceFlags(rawValue: payload.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
             name: nil
         )
         let attributes = UnsafeRawBufferPointer(rebasing: payload[NetlinkLayout.ifinfo...])
-        let failure = self.forEachAttribute(in: attributes) { type, value in
-            switch type {
-            case LinkAttribute.ifname:
-                switch self.nulString(value) {
-                case .success(let name): link.name = name
-                case .failure(let reason): return .invalidAttribute(attribute: type, reason: reason)
-                }
-            case LinkAttribute.mtu:
-                guard value.count == 4 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
-                link.mtu = value.loadUnaligned(as: UInt32.self)
-            case LinkAttribute.master:
-                guard value.count == 4 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
-                link.master = value.loadUnaligned(as: UInt32.self)
-            case LinkAttribute.carrierChanges:
-                guard value.count == 4 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
-                link.carrierChanges = value.loadUnaligned(as: UInt32.self)
-            case LinkAttribute.operstate:
-                guard value.count == 1 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
-                link.operState = value[0]
-            case LinkAttribute.address:
-                guard value.count <= NetlinkLayout.maxAddressLength else {
-                    return .invalidAttribute(attribute: type, reason: .addressTooLong)
-                }
-                link.address = HardwareAddress(bytes: value)
-            case LinkAttribute.stats64:
-                // struct rtnl_link_stats64 has grown over kernel versions; the first eight counters never moved.
-                guard value.count >= 64, value.count % 8 == 0 else {
-                    return .invalidAttribute(attribute: type, reason: .wrongSize)
-                }
-                link.stats = LinkStatistics(
-                    rxPackets: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
-                    txPackets: value.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-                    rxBytes: value.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
-                    txBytes: value.loadUnaligned(fromByteOffset: 24, as: UInt64.self),
-                    rxErrors: value.loadUnaligned(fromByteOffset: 32, as: UInt64.self),
-                    txErrors: value.loadUnaligned(fromByteOffset: 40, as: UInt64.self),
-                    rxDropped: value.loadUnaligned(fromByteOffset: 48, as: UInt64.self),
-                    txDropped: value.loadUnaligned(fromByteOffset: 56, as: UInt64.self)
-                )
-            case LinkAttribute.linkinfo:
-                let nested = self.forEachAttribute(in: value) { innerType, innerValue in
-                    guard innerType == LinkAttribute.infoKind else { return nil }
-                    switch self.nulString(innerValue) {
-                    case .success(let kindName): link.linkKind = kindName
-                    case .failure(let reason): return .invalidAttribute(attribute: innerType, reason: reason)
-                    }
-                    return nil
-                }
-                if let nested { return nested }
-            default:
-                break  // Unknown or unused attributes are skipped.
+        var offset = 0
+        while offset < attributes.count {
+            let remaining = attributes.count - offset
+            guard remaining >= NetlinkLayout.attributeHeader else {
+                return .badAttributeLength(attribute: 0, length: remaining, remaining: remaining)
             }
-            return nil
+            let length = Int(attributes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let type =
+                attributes.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self)
+                & ~NetlinkLayout.attributeFlagsMask
+            guard length >= NetlinkLayout.attributeHeader, length <= remaining else {
+                return .badAttributeLength(attribute: type, length: length, remaining: remaining)
+            }
+            let value = UnsafeRawBufferPointer(
+                rebasing: attributes[(offset + NetlinkLayout.attributeHeader)..<(offset + length)])
+            if let error = self.decodeAttribute(type, value, into: &link) { return error }
+            offset += min(NetlinkLayout.align(length), remaining)
         }
-        if let failure { return .malformed(failure) }
-        return .link(link)
+        return nil
+    }
+
+    /// Decodes one attribute of a link message into `link`; unknown or unused attributes are skipped.
+    @inline(__always)
+    static func decodeAttribute(
+        _ type: UInt16, _ value: UnsafeRawBufferPointer, into link: inout LinkMessage
+    ) -> NetlinkDecodeError? {
+        switch type {
+        case LinkAttribute.ifname:
+            switch self.nulString(value) {
+            case .success(let name): link.name = name
+            case .failure(let reason): return .invalidAttribute(attribute: type, reason: reason)
+            }
+        case LinkAttribute.mtu:
+            guard value.count == 4 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
+            link.mtu = value.loadUnaligned(as: UInt32.self)
+        case LinkAttribute.master:
+            guard value.count == 4 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
+            link.master = value.loadUnaligned(as: UInt32.self)
+        case LinkAttribute.carrierChanges:
+            guard value.count == 4 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
+            link.carrierChanges = value.loadUnaligned(as: UInt32.self)
+        case LinkAttribute.operstate:
+            guard value.count == 1 else { return .invalidAttribute(attribute: type, reason: .wrongSize) }
+            link.operState = value[0]
+        case LinkAttribute.address:
+            guard value.count <= NetlinkLayout.maxAddressLength else {
+                return .invalidAttribute(attribute: type, reason: .addressTooLong)
+            }
+            link.address = HardwareAddress(raw: value)
+        case LinkAttribute.stats64:
+            // struct rtnl_link_stats64 has grown over kernel versions; the first eight counters never moved.
+            guard value.count >= 64, value.count % 8 == 0 else {
+                return .invalidAttribute(attribute: type, reason: .wrongSize)
+            }
+            link.stats = LinkStatistics(
+                rxPackets: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                txPackets: value.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                rxBytes: value.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                txBytes: value.loadUnaligned(fromByteOffset: 24, as: UInt64.self),
+                rxErrors: value.loadUnaligned(fromByteOffset: 32, as: UInt64.self),
+                txErrors: value.loadUnaligned(fromByteOffset: 40, as: UInt64.self),
+                rxDropped: value.loadUnaligned(fromByteOffset: 48, as: UInt64.self),
+                txDropped: value.loadUnaligned(fromByteOffset: 56, as: UInt64.self)
+            )
+        case LinkAttribute.linkinfo:
+            return self.forEachAttribute(in: value) { innerType, innerValue in
+                guard innerType == LinkAttribute.infoKind else { return nil }
+                switch self.nulString(innerValue) {
+                case .success(let kindName): link.linkKind = kindName
+                case .failure(let reason): return .invalidAttribute(attribute: innerType, reason: reason)
+                }
+                return nil
+            }
+        default:
+            break
+        }
+        return nil
     }
 
     /// Walks the TLV attributes of `buffer`, stopping at the first error `body` returns or the first bad length.
     @usableFromInline
+    @inline(__always)
     static func forEachAttribute(
         in buffer: UnsafeRawBufferPointer,
         _ body: (UInt16, UnsafeRawBufferPointer) -> NetlinkDecodeError?
@@ -241,10 +264,12 @@ public enum NetlinkDecoder {
     static func nulString(
         _ value: UnsafeRawBufferPointer
     ) -> Result<InterfaceName, NetlinkDecodeError.InvalidAttributeReason> {
-        guard let end = value.firstIndex(of: 0) else { return .failure(.missingTerminator) }
+        var end = 0
+        while end < value.count, value[end] != 0 { end += 1 }
+        guard end < value.count else { return .failure(.missingTerminator) }
         guard end > 0 else { return .failure(.emptyName) }
         guard end <= InterfaceName.maxLength,
-            let name = InterfaceName(bytes: UnsafeRawBufferPointer(rebasing: value[..<end]))
+            let name = InterfaceName(raw: UnsafeRawBufferPointer(rebasing: value[..<end]))
         else { return .failure(.nameTooLong) }
         return .success(name)
     }

@@ -1,5 +1,6 @@
 /// What each policy does with an offered item when the queue is full.
 extension HandoffQueue {
+    @inlinable
     mutating func offerWhenFull(_ item: HandoffItem<Payload>, now: UInt64) -> OfferOutcome {
         switch self.policy {
         case .block: return .full
@@ -16,11 +17,10 @@ extension HandoffQueue {
     }
 
     /// Evicts the oldest item of the lowest priority queued and queues `item`.
+    @inlinable
     mutating func evictOldest(for item: HandoffItem<Payload>) -> OfferOutcome {
         for priority in HandoffPriority.allCases.reversed() {
-            guard let sequence = self.lanes[priority.rawValue].first, let victim = self.removeSlot(sequence) else {
-                continue
-            }
+            guard let victim = self.removeSlot(self.laneLists[priority].head) else { continue }
             self.insertSlot(item)
             return .droppedOldest(victimTrace: victim.trace, victimPriority: victim.priority)
         }
@@ -30,9 +30,10 @@ extension HandoffQueue {
     }
 
     /// Low first: the offered low item, else the oldest queued low item; medium and high are coalesced.
+    @inlinable
     mutating func shed(_ item: HandoffItem<Payload>) -> OfferOutcome {
         if item.priority == .low { return .droppedNewest }
-        if self.depths[HandoffPriority.low.rawValue] > 0 { return self.evictOldest(for: item) }
+        if self.laneLists[.low].count > 0 { return self.evictOldest(for: item) }
         return self.coalesce(item)
     }
 
@@ -43,48 +44,45 @@ extension HandoffQueue {
     /// priority at the back (which can only bring the port's write forward). Otherwise the port that has held two
     /// items or more the longest merges its two oldest (the newer content in the more urgent slot, the older one
     /// on a tie) and `item` is queued; with no such port, `.full`.
+    @inlinable
     mutating func coalesce(_ item: HandoffItem<Payload>) -> OfferOutcome {
-        if let newest = self.ports[item.key]?.sequences.last, let old = self.slots[newest] {
-            if item.priority > old.priority {
-                self.removeSlot(newest)
-                self.insertSlot(item)
-            } else {
-                var merged = item
-                merged.priority = old.priority
-                merged.enqueuedAt = old.enqueuedAt
-                self.slots[newest] = merged
+        if let port = self.existingPortRecord(for: item.key) {
+            let newest = self.portRecords[Int(port)].newest
+            if self.isLive(newest) {
+                let replaced = self.nodes[Int(newest)].trace
+                if item.priority > self.nodes[Int(newest)].priority {
+                    self.removeSlot(newest)
+                    self.insertSlot(item)
+                } else {
+                    // The content is the newer item's; the place, time and priority stay the slot's.
+                    self.nodes[Int(newest)].payload = item.payload
+                    self.nodes[Int(newest)].trace = item.trace
+                }
+                return .coalesced(replacedTrace: replaced)
             }
-            return .coalesced(replacedTrace: old.trace)
         }
-        guard let key = self.oldestMultiPort(), let replaced = self.mergeOldestPair(of: key) else { return .full }
+        guard let replaced = self.mergeOldestPair(of: self.multiList.head) else { return .full }
         self.insertSlot(item)
         return .coalesced(replacedTrace: replaced)
     }
 
-    /// Merges the two oldest items of `key` into one slot and returns the trace whose content is lost (the older).
-    mutating func mergeOldestPair(of key: String) -> UInt64? {
-        guard let first = self.ports[key]?.sequences.first,
-            let second = self.ports[key]?.secondOldest(in: self.slots),
-            let older = self.slots[first], let newer = self.slots[second]
-        else { return nil }
-        if older.priority >= newer.priority {
-            var merged = newer
-            merged.priority = older.priority
-            merged.enqueuedAt = older.enqueuedAt
-            self.slots[first] = merged
-            self.removeSlot(second)
+    /// Merges the two oldest items of port record `port` into one node and returns the trace whose content is lost
+    /// (the older); `nil` if the port has fewer than two items (or is `HandoffLink.none`).
+    @inlinable
+    mutating func mergeOldestPair(of port: Int32) -> UInt64? {
+        guard port != HandoffLink.none else { return nil }
+        let first = self.portRecords[Int(port)].oldest
+        guard self.isLive(first) else { return nil }
+        let second = self.nodes[Int(first)].portNext
+        guard self.isLive(second) else { return nil }
+        let olderTrace = self.nodes[Int(first)].trace
+        if self.nodes[Int(first)].priority >= self.nodes[Int(second)].priority {
+            // The newer content in the older slot (its place, time and priority).
+            self.nodes[Int(first)].trace = self.nodes[Int(second)].trace
+            self.nodes[Int(first)].payload = self.removeSlot(second)?.payload
         } else {
             self.removeSlot(first)
         }
-        return older.trace
-    }
-
-    /// The port that has held two items or more the longest (since it last held fewer), if any.
-    mutating func oldestMultiPort() -> String? {
-        while let entry = self.multiPorts.first {
-            if self.ports[entry.key]?.multiStamp == entry.stamp { return entry.key }
-            self.multiPorts.removeFirst()
-        }
-        return nil
+        return olderTrace
     }
 }

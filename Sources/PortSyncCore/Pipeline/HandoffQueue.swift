@@ -10,6 +10,7 @@ public enum HandoffPriority: Int, Sendable, Hashable, CaseIterable, Codable, Com
     /// Statistics and telemetry.
     case low = 2
 
+    @inlinable
     public static func < (lhs: HandoffPriority, rhs: HandoffPriority) -> Bool { lhs.rawValue > rhs.rawValue }
 }
 
@@ -35,6 +36,7 @@ public struct AdaptiveThresholds: Sendable, Hashable, Codable {
     /// A wait above this sheds. A wait from `blockBelowMicros` to `shedAboveMicros`, both included, coalesces.
     public var shedAboveMicros: UInt64 = 1000
 
+    @inlinable
     public init(blockBelowMicros: UInt64 = 100, shedAboveMicros: UInt64 = 1000) {
         self.blockBelowMicros = blockBelowMicros
         self.shedAboveMicros = shedAboveMicros
@@ -63,6 +65,7 @@ public struct HandoffItem<Payload: Sendable>: Sendable {
     public var enqueuedAt: UInt64
     public var payload: Payload
 
+    @inlinable
     public init(key: String, priority: HandoffPriority, trace: UInt64, enqueuedAt: UInt64 = 0, payload: Payload) {
         self.key = key
         self.priority = priority
@@ -96,6 +99,7 @@ public struct HandoffPriorityCounts: Sendable, Codable, Hashable {
     public var medium: UInt64 = 0
     public var low: UInt64 = 0
 
+    @inlinable
     public init(high: UInt64 = 0, medium: UInt64 = 0, low: UInt64 = 0) {
         self.high = high
         self.medium = medium
@@ -103,14 +107,14 @@ public struct HandoffPriorityCounts: Sendable, Codable, Hashable {
     }
 
     public subscript(priority: HandoffPriority) -> UInt64 {
-        get {
+        @inlinable get {
             switch priority {
             case .high: self.high
             case .medium: self.medium
             case .low: self.low
             }
         }
-        set {
+        @inlinable set {
             switch priority {
             case .high: self.high = newValue
             case .medium: self.medium = newValue
@@ -119,7 +123,7 @@ public struct HandoffPriorityCounts: Sendable, Codable, Hashable {
         }
     }
 
-    public var total: UInt64 { self.high &+ self.medium &+ self.low }
+    @inlinable public var total: UInt64 { self.high &+ self.medium &+ self.low }
 }
 
 /// What the hand-off did since it was created. Every offer is counted once, by its outcome.
@@ -141,7 +145,7 @@ public struct HandoffCounters: Sendable, Codable, Hashable {
     /// The largest number of items queued at once.
     public var maxDepth: Int = 0
 
-    public init() {}
+    @inlinable public init() {}
 
     /// The offers counted by outcome; always equal to `offered`.
     public var outcomes: UInt64 {
@@ -168,62 +172,79 @@ public struct HandoffCounters: Sendable, Codable, Hashable {
 /// message). When it is full (`count >= capacity`), `policy` decides; an offer then never makes the queue longer.
 /// Changing `capacity` or `policy` keeps every queued item; a queue over its new capacity shrinks as it is taken.
 ///
-/// **Cost.** `offer`, `take` and `mode(now:)` are O(1) amortised (hash look-ups, no scan of the queue); memory is
-/// O(capacity).
+/// **Cost.** `offer`, `take` and `mode(now:)` are O(1): an offer hashes its key once, a take hashes nothing, and
+/// nothing ever scans the queue (see `HandoffQueue+Storage`).
+/// Memory is O(capacity), and storage freed by a take is reused by the next offer, so a queue that has reached
+/// its working size allocates nothing more. The type is `@inlinable` so that the pipeline's module specializes
+/// it for its payload.
 public struct HandoffQueue<Payload: Sendable>: Sendable {
     /// The most items queued before the policy applies; at least 1 (a smaller value is read as 1).
     public var capacity: Int {
-        get { self.storedCapacity }
-        set { self.storedCapacity = max(newValue, 1) }
+        @inlinable get { self.storedCapacity }
+        @inlinable set { self.storedCapacity = max(newValue, 1) }
     }
     public var policy: HandoffPolicy
     public var adaptive: AdaptiveThresholds
-    public internal(set) var counters = HandoffCounters()
+    /// What the hand-off did since it was created.
+    @inlinable public var counters: HandoffCounters { self.storedCounters }
     /// Items queued.
-    public internal(set) var count = 0
+    @inlinable public var count: Int { self.storedCount }
 
-    var storedCapacity: Int
-    /// Every queued item by its slot's sequence number. A slot's key and priority never change; a sequence
-    /// number is never reused, so a sequence absent from here is dead wherever it is still listed.
-    var slots: [UInt64: HandoffItem<Payload>] = [:]
-    /// Each port's slots, oldest first.
-    var ports: [String: HandoffPortQueue] = [:]
-    /// Each priority's slots, oldest first, indexed by `rawValue`.
-    var lanes = [HandoffDeque<UInt64>](repeating: HandoffDeque(), count: HandoffPriority.allCases.count)
-    /// Live slots per priority, indexed by `rawValue`.
-    var depths = [Int](repeating: 0, count: HandoffPriority.allCases.count)
-    /// Ports holding two items or more, in the order they came to (lazily cleaned).
-    var multiPorts = HandoffDeque<HandoffMultiEntry>()
+    @usableFromInline var storedCapacity: Int
+    @usableFromInline var storedCounters = HandoffCounters()
+    @usableFromInline var storedCount = 0
+    /// Every queued item, in a node linked into its lane and its port's queue; free nodes are reused.
+    @usableFromInline var nodes: ContiguousArray<HandoffNode<Payload>> = []
+    /// The first free node (linked through `laneNext`), or `HandoffLink.none`.
+    @usableFromInline var freeNode = HandoffLink.none
+    /// Each priority's nodes, oldest first, and how many.
+    @usableFromInline var laneLists = HandoffLanes()
+    /// The record of each port with at least one queued item, by key.
+    @usableFromInline var portIndex = PortHashIndex()
+    /// The key of `portIndex`'s hash.
+    @usableFromInline let portSeed = PortHash.randomSeed()
+    /// Port records: in use (`live > 0`) or free (linked through `oldest`) for reuse.
+    @usableFromInline var portRecords: ContiguousArray<HandoffPort> = []
+    /// The first free port record, or `HandoffLink.none`.
+    @usableFromInline var freePort = HandoffLink.none
+    /// Ports holding two items or more, in the order they came to (linked through `multiPrevious`/`multiNext`).
+    @usableFromInline var multiList = HandoffList()
     /// Ports holding two items or more.
-    var multiPortCount = 0
-    var nextSequence: UInt64 = 0
-    var nextStamp: UInt64 = 0
+    @usableFromInline var multiPortCount = 0
+    @usableFromInline var nextSequence: UInt64 = 0
+    @usableFromInline var nextStamp: UInt64 = 0
 
+    @inlinable
     public init(capacity: Int, policy: HandoffPolicy, adaptive: AdaptiveThresholds = .init()) {
         self.storedCapacity = max(capacity, 1)
         self.policy = policy
         self.adaptive = adaptive
     }
 
-    public var isEmpty: Bool { self.count == 0 }
-    public var isFull: Bool { self.count >= self.storedCapacity }
+    @inlinable public var isEmpty: Bool { self.storedCount == 0 }
+    @inlinable public var isFull: Bool { self.storedCount >= self.storedCapacity }
     /// Ports with at least one queued item.
-    public var portCount: Int { self.ports.count }
+    @inlinable public var portCount: Int { self.portIndex.count }
 
     /// Items of `priority` queued.
-    public func count(of priority: HandoffPriority) -> Int { self.depths[priority.rawValue] }
+    @inlinable
+    public func count(of priority: HandoffPriority) -> Int { self.laneLists[priority].count }
 
     /// When the oldest queued item was queued, or `nil` when empty.
+    @inlinable
     public var oldestEnqueuedAt: UInt64? {
         var oldest: UInt64?
-        for lane in self.lanes {
-            guard let sequence = lane.first, let item = self.slots[sequence] else { continue }
-            oldest = min(oldest ?? item.enqueuedAt, item.enqueuedAt)
+        for priority in HandoffPriority.allCases {
+            let head = self.laneLists[priority].head
+            guard self.isLive(head) else { continue }
+            let enqueuedAt = self.nodes[Int(head)].enqueuedAt
+            oldest = min(oldest ?? enqueuedAt, enqueuedAt)
         }
         return oldest
     }
 
     /// How long the oldest queued item has waited at `now`; 0 when empty (or if `now` is earlier).
+    @inlinable
     public func headWaitMicros(now: UInt64) -> UInt64 {
         guard let oldest = self.oldestEnqueuedAt, now > oldest else { return 0 }
         return now - oldest
@@ -231,6 +252,7 @@ public struct HandoffQueue<Payload: Sendable>: Sendable {
 
     /// What `adaptive` does with a full queue at `now` (whatever the current policy): a head wait below
     /// `blockBelowMicros` blocks, above `shedAboveMicros` sheds, and coalesces from one to the other, both included.
+    @inlinable
     public func mode(now: UInt64) -> AdaptiveMode {
         let wait = self.headWaitMicros(now: now)
         if wait < self.adaptive.blockBelowMicros { return .block }
@@ -239,9 +261,10 @@ public struct HandoffQueue<Payload: Sendable>: Sendable {
     }
 
     /// Offers one item at `now` (which becomes its `enqueuedAt`); see `HandoffPolicy` for a full queue.
-    public mutating func offer(_ item: HandoffItem<Payload>, now: UInt64) -> OfferOutcome {
-        var item = item
+    @inlinable
+    public mutating func offer(_ item: consuming HandoffItem<Payload>, now: UInt64) -> OfferOutcome {
         item.enqueuedAt = now
+        let priority = item.priority
         let outcome: OfferOutcome
         if !self.isFull {
             self.insertSlot(item)
@@ -249,25 +272,41 @@ public struct HandoffQueue<Payload: Sendable>: Sendable {
         } else {
             outcome = self.offerWhenFull(item, now: now)
         }
-        self.counters.offered &+= 1
+        self.storedCounters.offered &+= 1
         switch outcome {
-        case .accepted: self.counters.accepted &+= 1
-        case .coalesced: self.counters.coalesced &+= 1
-        case .droppedOldest(_, let victimPriority): self.counters.droppedOldest[victimPriority] &+= 1
-        case .droppedNewest: self.counters.droppedNewest[item.priority] &+= 1
-        case .full: self.counters.full &+= 1
+        case .accepted: self.storedCounters.accepted &+= 1
+        case .coalesced: self.storedCounters.coalesced &+= 1
+        case .droppedOldest(_, let victimPriority): self.storedCounters.droppedOldest[victimPriority] &+= 1
+        case .droppedNewest: self.storedCounters.droppedNewest[priority] &+= 1
+        case .full: self.storedCounters.full &+= 1
         }
         return outcome
     }
 
     /// The next item to write (see the order above) and how long it waited at `now`, or `nil` when empty.
+    @inlinable
     public mutating func take(now: UInt64) -> (item: HandoffItem<Payload>, waitMicros: UInt64)? {
-        guard let lead = self.lanes.lazy.compactMap(\.first).first,
-            let key = self.slots[lead]?.key,
-            let sequence = self.ports[key]?.sequences.first,
-            let item = self.removeSlot(sequence)
-        else { return nil }
-        self.counters.taken &+= 1
+        guard let lead = self.leadNode() else { return nil }
+        return self.take(port: self.nodes[lead].port, now: now)
+    }
+
+    /// The next item of `priority`'s lane, for a sender that drains one priority (`BatchSendMode.async`): the oldest
+    /// item of that priority, or an earlier item of its port pulled forward (per-port order is absolute here too);
+    /// `nil` when the lane is empty. The item returned may therefore be of another priority than `priority`.
+    @inlinable
+    public mutating func take(
+        from priority: HandoffPriority, now: UInt64
+    ) -> (item: HandoffItem<Payload>, waitMicros: UInt64)? {
+        let lead = self.laneLists[priority].head
+        guard lead != HandoffLink.none else { return nil }
+        return self.take(port: self.nodes[Int(lead)].port, now: now)
+    }
+
+    /// Takes the oldest item of port record `port`.
+    @inlinable
+    mutating func take(port: Int32, now: UInt64) -> (item: HandoffItem<Payload>, waitMicros: UInt64)? {
+        guard let item = self.removeSlot(self.portRecords[Int(port)].oldest) else { return nil }
+        self.storedCounters.taken &+= 1
         return (item, now > item.enqueuedAt ? now - item.enqueuedAt : 0)
     }
 }

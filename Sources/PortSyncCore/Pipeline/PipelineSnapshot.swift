@@ -7,21 +7,28 @@ public struct StageCounters: Sendable, Hashable {
     private static let outcomeCount = StageOutcome.allCases.count
     private static let reasonCount = StageReason.allCases.count
 
-    /// `[stage][outcome]`, flattened.
-    private var outcomes: [UInt64]
-    /// `[stage][reason]`, flattened.
-    private var reasons: [UInt64]
+    /// Per stage, its counts per outcome and then per reason: `[stage][outcome, reason]`, flattened into one array
+    /// so that counting checks one buffer.
+    @usableFromInline var counts: [UInt64]
+    /// `outcomeCount` and `outcomeCount + reasonCount`, kept here so that `count` reads no global.
+    @usableFromInline let outcomeStride: Int
+    @usableFromInline let stageStride: Int
 
     /// Every counter at zero. Allocates the counters once.
     public init() {
-        self.outcomes = Array(repeating: 0, count: Self.stageCount * Self.outcomeCount)
-        self.reasons = Array(repeating: 0, count: Self.stageCount * Self.reasonCount)
+        self.outcomeStride = Self.outcomeCount
+        self.stageStride = Self.outcomeCount + Self.reasonCount
+        self.counts = Array(repeating: 0, count: Self.stageCount * self.stageStride)
     }
 
     /// Counts one message that `stage` handled with `outcome` for `reason`. Constant time; does not allocate.
+    @inlinable
     public mutating func count(_ stage: PipelineStage, _ outcome: StageOutcome, _ reason: StageReason = .none) {
-        self.outcomes[stage.counterIndex * Self.outcomeCount + outcome.counterIndex] &+= 1
-        self.reasons[stage.counterIndex * Self.reasonCount + Int(reason.rawValue)] &+= 1
+        let base = stage.counterIndex * self.stageStride
+        self.counts.withUnsafeMutableBufferPointer { counts in
+            counts[base + outcome.counterIndex] &+= 1
+            counts[base + self.outcomeStride + Int(reason.rawValue)] &+= 1
+        }
     }
 
     /// Counts what one stage event says.
@@ -31,37 +38,36 @@ public struct StageCounters: Sendable, Hashable {
 
     /// How many messages `stage` handled with `outcome`.
     public func total(_ stage: PipelineStage, _ outcome: StageOutcome) -> UInt64 {
-        self.outcomes[stage.counterIndex * Self.outcomeCount + outcome.counterIndex]
+        self.counts[stage.counterIndex * self.stageStride + outcome.counterIndex]
     }
 
     /// How many messages `stage` handled for `reason`, whatever the outcome.
     public func total(_ stage: PipelineStage, reason: StageReason) -> UInt64 {
-        self.reasons[stage.counterIndex * Self.reasonCount + Int(reason.rawValue)]
+        self.counts[stage.counterIndex * self.stageStride + self.outcomeStride + Int(reason.rawValue)]
     }
 
     /// How many messages `stage` handled, whatever the outcome.
     public func total(_ stage: PipelineStage) -> UInt64 {
         var sum: UInt64 = 0
-        for outcome in 0..<Self.outcomeCount { sum &+= self.outcomes[stage.counterIndex * Self.outcomeCount + outcome] }
+        for outcome in 0..<self.outcomeStride { sum &+= self.counts[stage.counterIndex * self.stageStride + outcome] }
         return sum
     }
 
     /// Every counter back to zero, keeping the storage.
     public mutating func reset() {
-        for index in self.outcomes.indices { self.outcomes[index] = 0 }
-        for index in self.reasons.indices { self.reasons[index] = 0 }
+        for index in self.counts.indices { self.counts[index] = 0 }
     }
 
     /// Adds every counter of `other` to this one.
     public mutating func merge(_ other: StageCounters) {
-        for index in self.outcomes.indices { self.outcomes[index] &+= other.outcomes[index] }
-        for index in self.reasons.indices { self.reasons[index] &+= other.reasons[index] }
+        for index in self.counts.indices { self.counts[index] &+= other.counts[index] }
     }
 }
 
 extension PipelineStage {
     /// The stage's position in `allCases`, without building `allCases`.
-    fileprivate var counterIndex: Int {
+    @inlinable
+    var counterIndex: Int {
         switch self {
         case .receive: 0
         case .prefilter: 1
@@ -75,7 +81,8 @@ extension PipelineStage {
 
 extension StageOutcome {
     /// The outcome's position in `allCases`, without building `allCases`.
-    fileprivate var counterIndex: Int {
+    @inlinable
+    var counterIndex: Int {
         switch self {
         case .pass: 0
         case .ignore: 1

@@ -117,10 +117,12 @@ public struct StageEvent: Sendable, Hashable, Codable {
     public var outcome: StageOutcome
     /// Why (`.none` when the outcome needs no explanation).
     public var reason: StageReason
-    /// When, in microseconds of the monotonic clock.
+    /// When, in microseconds of the monotonic clock. The stages of one message from receive to hand-off carry
+    /// the time its datagram was read (`PipelineCore`); the write stage, the time of Redis's reply.
     public var timestamp: UInt64
 
     /// An event; `reason` defaults to `.none`.
+    @inlinable
     public init(
         trace: UInt64, stage: PipelineStage, outcome: StageOutcome, reason: StageReason = .none, timestamp: UInt64
     ) {
@@ -151,11 +153,12 @@ public struct StageEventRing: Sendable {
     /// How many events the ring keeps, at least 1.
     public let capacity: Int
     /// Every event ever recorded, including those overwritten since.
-    public private(set) var totalRecorded: UInt64 = 0
+    public var totalRecorded: UInt64 { self.recorded }
 
-    private var buffer: [StageEvent]
+    @usableFromInline var recorded: UInt64 = 0
+    @usableFromInline var buffer: [StageEvent]
     /// Where the next event goes; also the oldest event once the ring is full.
-    private var next = 0
+    @usableFromInline var next = 0
 
     /// An empty ring that keeps the latest `capacity` events (values below 1 keep 1). Allocates its storage once.
     public init(capacity: Int = StageEventRing.defaultCapacity) {
@@ -170,11 +173,12 @@ public struct StageEventRing: Sendable {
     }
 
     /// Records one event, replacing the oldest when the ring is full. Constant time; does not allocate.
+    @inlinable
     public mutating func record(_ event: StageEvent) {
         self.buffer[self.next] = event
         self.next += 1
         if self.next == self.capacity { self.next = 0 }
-        self.totalRecorded &+= 1
+        self.recorded &+= 1
     }
 
     /// Every event held, oldest first.

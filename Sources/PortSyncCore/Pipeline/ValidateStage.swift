@@ -30,10 +30,26 @@ public struct ValidateStage: Sendable {
         var changesInWindow = 0
     }
 
+    /// One port's memory, under its name, the name's hash and the name as a string (made once per port, not per
+    /// message).
+    private struct Entry: Sendable {
+        var name: InterfaceName
+        var hash: UInt64
+        var port: String
+        var memory: PortMemory
+    }
+
     public var flapGuard: FlapGuard
-    private var ports: [InterfaceName: PortMemory] = [:]
+    /// Every port seen and not deleted since, in no particular order (a delete moves the last entry into the gap).
+    private var entries: ContiguousArray<Entry> = []
+    /// `entries` by name: one hash of the name per message.
+    private var index = PortHashIndex()
+    private let seed = PortHash.randomSeed()
 
     public init(flapGuard: FlapGuard = FlapGuard()) { self.flapGuard = flapGuard }
+
+    /// Ports remembered (seen, and not deleted since).
+    public var portCount: Int { self.entries.count }
 
     /// Validates `event`; `event.flapping` is set when the port exceeds the flap guard.
     public mutating func check(_ event: inout LinkEvent) -> Verdict {
@@ -42,26 +58,37 @@ public struct ValidateStage: Sendable {
         if let reason = Self.sonicIgnoreReason(message) { return .ignore(reason) }
         guard LinkFilter.isSafeKeyPart(name) else { return .reject(.unsafeName) }
         if let mtu = message.mtu, !Self.mtuRange.contains(mtu) { return .reject(.mtuOutOfRange) }
-        let port = name.string
+        let (bucket, found) = self.find(name)
         switch message.kind {
         case .delLink:
-            self.ports[name] = nil
+            guard found else { return .pass(.deleted(port: name.string), .high) }
+            let port = self.entries[Int(self.index[bucket])].port
+            self.remove(at: bucket)
             return .pass(.deleted(port: port), .high)
         case .newLink:
-            let stateBits: InterfaceFlags = [.up, .running]
-            var memory = self.ports[name] ?? PortMemory()
-            let changed =
-                memory.flags.map { $0.intersection(stateBits) != message.flags.intersection(stateBits) } ?? true
-            if changed && memory.flags != nil {
-                if event.receivedAt &- memory.windowStart > self.flapGuard.windowMicros {
-                    memory.windowStart = event.receivedAt
-                    memory.changesInWindow = 0
-                }
-                memory.changesInWindow += 1
-                event.flapping = memory.changesInWindow > self.flapGuard.limit
+            let entry: Int
+            if found {
+                entry = Int(self.index[bucket])
+            } else {
+                entry = self.entries.count
+                let hash = name.portHash(seed: self.seed)
+                self.entries.append(Entry(name: name, hash: hash, port: name.string, memory: PortMemory()))
+                self.index.insert(Int32(entry), hash: hash, at: bucket)
             }
-            memory.flags = message.flags
-            self.ports[name] = memory
+            let port = self.entries[entry].port
+            let stateBits: InterfaceFlags = [.up, .running]
+            let flapGuard = self.flapGuard
+            let previous = self.entries[entry].memory.flags
+            let changed = previous.map { $0.intersection(stateBits) != message.flags.intersection(stateBits) } ?? true
+            if changed && previous != nil {
+                if event.receivedAt &- self.entries[entry].memory.windowStart > flapGuard.windowMicros {
+                    self.entries[entry].memory.windowStart = event.receivedAt
+                    self.entries[entry].memory.changesInWindow = 0
+                }
+                self.entries[entry].memory.changesInWindow += 1
+                event.flapping = self.entries[entry].memory.changesInWindow > flapGuard.limit
+            }
+            self.entries[entry].memory.flags = message.flags
             return .pass(.state(port: port, PortOperState(message)), changed ? .high : .medium)
         }
     }
@@ -75,5 +102,28 @@ public struct ValidateStage: Sendable {
     }
 
     /// Forgets what is remembered of `name` (its interface is gone).
-    public mutating func forget(_ name: InterfaceName) { self.ports[name] = nil }
+    public mutating func forget(_ name: InterfaceName) {
+        let (bucket, found) = self.find(name)
+        if found { self.remove(at: bucket) }
+    }
+
+    /// The bucket of `name`'s entry, or the empty bucket where it would go.
+    private func find(_ name: InterfaceName) -> (bucket: Int, found: Bool) {
+        let hash = name.portHash(seed: self.seed)
+        return self.index.find(hash: hash) { self.entries[Int($0)].hash == hash && self.entries[Int($0)].name == name }
+    }
+
+    /// Removes the entry in `bucket`; the last entry moves into its place.
+    private mutating func remove(at bucket: Int) {
+        let removed = Int(self.index[bucket])
+        self.index.remove(at: bucket)
+        let last = self.entries.count - 1
+        if removed != last {
+            let moved = self.entries[last]
+            let (slot, found) = self.index.find(hash: moved.hash) { $0 == Int32(last) }
+            if found { self.index[slot] = Int32(removed) }
+            self.entries[removed] = moved
+        }
+        self.entries.removeLast()
+    }
 }

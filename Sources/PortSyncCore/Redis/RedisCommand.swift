@@ -36,26 +36,22 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         return buffer
     }
 
+    /// Appends `value` in decimal (`value` is a length or a count: never negative).
     static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
-        if value == 0 {
-            buffer.append(UInt8(ascii: "0"))
+        if value < 10 {
+            buffer.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: max(value, 0)))
             return
         }
-        var digits:
-            (
-                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                UInt8, UInt8, UInt8, UInt8, UInt8
-            ) =
-                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        var rest = value
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
         withUnsafeMutableBytes(of: &digits) { raw in
-            while rest > 0 && count < raw.count {
-                raw[count] = UInt8(ascii: "0") + UInt8(rest % 10)
+            var start = raw.count
+            var rest = value
+            while rest > 0 && start > 0 {
+                start -= 1
+                raw[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
                 rest /= 10
-                count += 1
             }
-            for index in stride(from: count - 1, through: 0, by: -1) { buffer.append(raw[index]) }
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start...]))
         }
     }
 

@@ -27,16 +27,24 @@ public struct LinkFilter: Sendable, Hashable {
     /// Every SONiC port name (`Ethernet0`, `Ethernet-IB0`, `Ethernet0.10`, `PortChannel0001`) passes. A
     /// separator (`|`, `:`), a glob character, a control byte or a byte that is not ASCII does not.
     public static func isSafeKeyPart(_ name: InterfaceName) -> Bool {
-        for index in 0..<name.count {
-            switch name.byte(at: index) {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                continue
-            default:
-                return false
-            }
+        name.allWords { word, lanes in Self.safeLanes(word) & lanes == lanes }
+    }
+
+    /// The high bit of each byte lane of `word` that holds an allowed byte, eight bytes at once: a lane holding
+    /// `x < 0x80` gets its high bit from `x + (0x80 - a)` exactly when `x >= a`, with no carry into the next lane.
+    @inline(__always)
+    static func safeLanes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let ascii = ~word & highs
+        let low = word & ~highs
+        @inline(__always) func atLeast(_ byte: UInt64) -> UInt64 { (low &+ ones &* (0x80 - byte)) & highs }
+        @inline(__always) func within(_ first: UInt64, _ last: UInt64) -> UInt64 {
+            atLeast(first) & ~atLeast(last + 1)
         }
-        return true
+        let allowed =
+            within(0x2D, 0x2E) | within(0x30, 0x39) | within(0x41, 0x5A) | within(0x5F, 0x5F) | within(0x61, 0x7A)
+        return allowed & ascii
     }
 }
 
@@ -71,4 +79,29 @@ public enum PortUpdate: Sendable, Hashable {
         case .state(let port, _), .deleted(let port): port
         }
     }
+
+    /// The update of `port` that makes `change`.
+    @inlinable
+    public init(port: String, change: PortChange) {
+        switch change {
+        case .state(let state): self = .state(port: port, state)
+        case .deleted: self = .deleted(port: port)
+        }
+    }
+
+    /// What the update does, without the port's name.
+    @inlinable
+    public var change: PortChange {
+        switch self {
+        case .state(_, let state): .state(state)
+        case .deleted: .deleted
+        }
+    }
+}
+
+/// What an update does to its port's STATE_DB entry, without the port's name: the hand-off's payload, whose key
+/// is the name. A plain value (no reference), so queueing and taking it copies a few bytes.
+public enum PortChange: Sendable, Hashable {
+    case state(PortOperState)
+    case deleted
 }

@@ -30,4 +30,50 @@ public enum SonicScripts {
         redis.call('HSET', KEYS[2], unpack(ARGV, 3))
         return 1
         """
+
+    /// `conditionalStateSet` for several ports in one script call, in order: the writer's form (one script call per
+    /// batch instead of one per port; what lands in Redis is the same, port by port).
+    ///
+    /// No KEYS (the keys are made from their prefixes, like the `SELECT`s this makes the script single-instance
+    /// only, as SONiC's databases are). ARGV = APPL_DB id, STATE_DB id, the APPL_DB key prefix (`PORT_TABLE:`),
+    /// the STATE_DB key prefix (`PORT_TABLE|`), then four per port: name, `netdev_oper_status`, `admin_status`,
+    /// `mtu`. The APPL_DB hashes are all checked first (the script writes nothing there, so the answers are those
+    /// each port would get in turn); each present port gets one `HSET` of `state ok netdev_oper_status … admin_status
+    /// … mtu …`, in `PortOperState.stateFields` order (`pcall`: one port's error leaves the others).
+    ///
+    /// It returns an array: first one character per port, in order, `1` (written), `0` (no APPL_DB entry,
+    /// nothing written) or `E` (Redis refused that port's `HSET`), then the error of each `E`, in order. One string
+    /// instead of one reply per port keeps the reply small on both sides.
+    public static let conditionalStateSetBatch = """
+        local appl, state = ARGV[3], ARGV[4]
+        local count = (#ARGV - 4) / 4
+        redis.call('SELECT', ARGV[1])
+        local present = {}
+        for i = 1, count do
+            present[i] = redis.call('EXISTS', appl .. ARGV[4 * i + 1])
+        end
+        redis.call('SELECT', ARGV[2])
+        local outcomes = {}
+        local results = {''}
+        for i = 1, count do
+            if present[i] == 0 then
+                outcomes[i] = '0'
+            else
+                local at = 4 * i + 1
+                local reply = redis.pcall('HSET', state .. ARGV[at], 'state', 'ok',
+                    'netdev_oper_status', ARGV[at + 1], 'admin_status', ARGV[at + 2], 'mtu', ARGV[at + 3])
+                if type(reply) == 'table' and reply.err then
+                    outcomes[i] = 'E'
+                    results[#results + 1] = reply
+                else
+                    outcomes[i] = '1'
+                end
+            end
+        end
+        results[1] = table.concat(outcomes)
+        return results
+        """
+
+    /// The `EVALSHA` name of `conditionalStateSetBatch`: its SHA-1, as `SCRIPT LOAD` answers it.
+    public static let conditionalStateSetBatchSHA = SHA1.hex(Array(conditionalStateSetBatch.utf8))
 }

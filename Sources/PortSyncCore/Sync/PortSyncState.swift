@@ -44,7 +44,7 @@ public struct PortSyncState: Sendable {
     /// The reply to a conditional state write: `applied` when APPL_DB had the port (the port is now seen).
     public mutating func stateWriteCompleted(port: String, applied: Bool) {
         if applied {
-            self.waiting.remove(port)
+            if !self.waiting.isEmpty { self.waiting.remove(port) }
             self.synced.insert(port)
         } else {
             self.synced.remove(port)

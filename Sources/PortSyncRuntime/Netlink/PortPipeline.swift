@@ -9,53 +9,39 @@ import PortSyncCore
 ///             (receive)  raw bytes only     (extract:         names, MTU,      bounded, by       ≤ max in flight
 ///                                            LinkEvent+trace) team, flaps      priority+policy
 /// ```
-/// Each stage returns a verdict; this type performs it, counts it (`StageCounters`), and records a `StageEvent`
-/// in a fixed ring, so every stage of one kernel message can be found by its trace id. The hand-off is drained
-/// into the writer while the writer has room; under the `block` policy a full hand-off pauses intake (`onIntake`)
-/// until the writer catches up.
+/// The stages and their bookkeeping up to the hand-off are a `PipelineCore` (a value the pipeline benchmark runs
+/// too): each stage returns a verdict, the core counts it (`StageCounters`) and records a `StageEvent` in a fixed
+/// ring, so every stage of one kernel message can be found by its trace id. This type adds what needs the
+/// runtime: the clock, the log lines, the writer, and pausing intake. The hand-off is drained into the writer
+/// while the writer has room (`pipeline.batch_send_mode`: in `sync` mode most urgent first into one sender, in
+/// `async` mode each priority by its own sender); under the `block` policy a full hand-off pauses intake
+/// (`onIntake`) until the writer catches up.
 ///
 /// Threading: confined to `queue` (asserted).
 final class PortPipeline: @unchecked Sendable {
-    struct MessageCounters {
-        var datagrams: UInt64 = 0
-        var bytes: UInt64 = 0
-        var newLinks: UInt64 = 0
-        var delLinks: UInt64 = 0
-        var other: UInt64 = 0
-        var malformed: [String: UInt64] = [:]
-        var candidatesSent: UInt64 = 0
-    }
-
     let queue: DispatchQueue
     private let writer: PortStateWriter
-    private let logger: Logger
-    private var prefilter: PrefilterStage
-    private var validate: ValidateStage
-    private var handoff: HandoffQueue<PortUpdate>
-    private var held: HandoffItem<PortUpdate>?
+    /// The stages up to the hand-off; its observer writes the log lines and the updates that bypass the hand-off.
+    private var core: PipelineCore<PortPipelineObserver>
     private var intakePaused = false
     private let startedAt = MonotonicClock.nowMicroseconds()
-    private var nextTrace: UInt64 = 0
-    private var loggedMalformedKinds: Set<String> = []
-    private var loggedRejectedNames: Set<InterfaceName> = []
-    private var loggedFlapping: Set<String> = []
-    /// Processing a resync dump (see `process(datagram:reconciling:)`).
-    private var reconciling = false
-    /// Events were dropped since the last resync: once the hand-off drains, a dump restores every final state.
-    private var droppedSinceResync = false
     /// Asks the monitor for a resync dump (after drops, once the hand-off has drained).
     var onResyncNeeded: () -> Void = {}
 
-    private(set) var ring: StageEventRing
-    private(set) var stages = StageCounters()
-    private(set) var messages = MessageCounters()
-    private(set) var handoffWait = LatencyHistogram()
-    private(set) var lastError: String?
+    var ring: StageEventRing { self.core.ring }
+    var stages: StageCounters { self.core.stages }
+    var messages: PipelineMessageCounters { self.core.messages }
+    var handoffWait: LatencyHistogram { self.core.handoffWait }
+    var lastError: String? { self.core.observer.lastError }
     /// Called with `false` to pause reading the netlink socket (the hand-off is full under `block`), `true` to
     /// resume.
     var onIntake: (Bool) -> Void = { _ in }
-    /// Every message that passed validation, before the hand-off (the event bus publishes it).
-    var onAccepted: (LinkEvent, PortUpdate) -> Void = { _, _ in }
+    /// Every message that passed validation, before the hand-off (the channels and the event bus take it from
+    /// here).
+    var onAccepted: @Sendable (LinkEvent, PortUpdate) -> Void {
+        get { self.core.observer.onAccepted }
+        set { self.core.observer.onAccepted = newValue }
+    }
 
     init(
         queue: DispatchQueue, writer: PortStateWriter, settings: Config.Pipeline, oldInterfaces: Set<Int32>,
@@ -63,21 +49,14 @@ final class PortPipeline: @unchecked Sendable {
     ) {
         self.queue = queue
         self.writer = writer
-        self.logger = logger
-        self.prefilter = PrefilterStage(oldInterfaces: oldInterfaces)
-        self.validate = ValidateStage(
-            flapGuard: .init(limit: settings.flapRateLimit, windowMicros: UInt64(settings.flapWindowMs) * 1000))
-        self.handoff = HandoffQueue(
-            capacity: settings.streamBufferCapacity,
-            policy: HandoffPolicy(rawValue: settings.dropPolicy) ?? .coalesce,
-            adaptive: AdaptiveThresholds(
-                blockBelowMicros: UInt64(settings.adaptiveBlockBelowUs),
-                shedAboveMicros: UInt64(settings.adaptiveShedAboveUs)))
-        self.ring = StageEventRing(capacity: settings.stageEventCapacity)
+        self.core = PipelineCore(
+            settings: settings, oldInterfaces: oldInterfaces,
+            observer: PortPipelineObserver(writer: writer, logger: logger))
+        writer.sendMode = BatchSendMode(rawValue: settings.batchSendMode) ?? .sync
         writer.onWriteCompleted = { [unowned self] trace, outcome, reason in
-            self.record(trace, .write, outcome, reason)
-            self.pump()
+            self.core.record(trace, .write, outcome, reason, now: MonotonicClock.nowMicroseconds())
         }
+        writer.onRoom = { [unowned self] in self.pump() }
     }
 
     // MARK: Stages
@@ -90,136 +69,32 @@ final class PortPipeline: @unchecked Sendable {
     /// must not itself be dropped.
     @discardableResult
     func process(datagram: UnsafeRawBufferPointer, reconciling: Bool = false) -> Set<String> {
-        self.reconciling = reconciling
-        defer { self.reconciling = false }
         dispatchPrecondition(condition: .onQueue(self.queue))
         let now = MonotonicClock.nowMicroseconds()
-        self.messages.datagrams += 1
-        self.messages.bytes += UInt64(datagram.count)
-        var accepted: Set<String> = []
-        NetlinkDecoder.forEachMessage(in: datagram) { framed in
-            self.nextTrace &+= 1
-            let trace = self.nextTrace
-            switch framed {
-            case .failure(let error):
-                self.record(trace, .receive, .reject, StageReason(error))
-                self.malformed(error, trace: trace)
-            case .success(let message):
-                self.record(trace, .receive, .pass, .none)
-                if let port = self.run(message, trace: trace, now: now), reconciling { accepted.insert(port) }
-            }
-        }
+        self.core.process(datagram: datagram, now: now, bypassingHandoff: reconciling)
         self.pump()
-        return accepted
-    }
-
-    private func run(_ bytes: UnsafeRawBufferPointer, trace: UInt64, now: UInt64) -> String? {
-        switch self.prefilter.check(bytes) {
-        case .notLink:
-            self.messages.other += 1
-            self.record(trace, .prefilter, .ignore, .notLink)
-            return nil
-        case .ignore(let reason):
-            self.countType(bytes)
-            self.record(trace, .prefilter, .ignore, StageReason(reason))
-            if reason == .oldInterface, case .link(let message) = NetlinkDecoder.decodeMessage(bytes) {
-                self.logMessage(message, trace: trace, level: .info, suffix: ": old interface, ignoring")
-            }
-            return nil
-        case .pass:
-            self.countType(bytes)
-            self.record(trace, .prefilter, .pass, .none)
-        }
-        guard case .link(let message) = NetlinkDecoder.decodeMessage(bytes) else {
-            if case .malformed(let error) = NetlinkDecoder.decodeMessage(bytes) {
-                self.record(trace, .extract, .reject, StageReason(error))
-                self.malformed(error, trace: trace)
-            }
-            return nil
-        }
-        var event = LinkEvent(trace: trace, receivedAt: now, message: message)
-        self.record(trace, .extract, .pass, .none)
-        switch self.validate.check(&event) {
-        case .ignore(let reason):
-            self.record(trace, .validate, .ignore, StageReason(reason))
-            self.logMessage(message, trace: trace, level: .notice)
-            return nil
-        case .reject(let reason):
-            self.record(trace, .validate, .reject, reason)
-            self.rejected(message, reason: reason, trace: trace)
-            return nil
-        case .pass(let update, let priority):
-            self.record(trace, .validate, .pass, event.flapping ? .flapRate : .none)
-            self.logMessage(message, trace: trace, level: .notice)
-            if event.flapping { self.flapping(update.port, trace: trace) }
-            self.onAccepted(event, update)
-            if self.reconciling {
-                self.record(trace, .handoff, .pass, .none)
-                self.messages.candidatesSent += 1
-                self.writer.apply(update, trace: trace)
-            } else {
-                self.offer(
-                    HandoffItem(key: update.port, priority: priority, trace: trace, enqueuedAt: now, payload: update))
-            }
-            return update.port
-        }
+        return reconciling ? self.core.observer.takeBypassed() : []
     }
 
     // MARK: Hand-off
 
-    private func offer(_ item: HandoffItem<PortUpdate>) {
-        if self.held != nil {
-            // Intake is paused under `block`, but a datagram already read is finished: queue behind the held one.
-            self.heldBacklog.append(item)
-            return
-        }
-        let now = MonotonicClock.nowMicroseconds()
-        switch self.handoff.offer(item, now: now) {
-        case .accepted:
-            self.record(item.trace, .handoff, .pass, .none)
-        case .coalesced(let replaced):
-            self.record(item.trace, .handoff, .pass, .none)
-            self.record(replaced, .handoff, .coalesce, .coalesced)
-        case .droppedOldest(let victim, _):
-            self.record(item.trace, .handoff, .pass, .none)
-            self.record(victim, .handoff, .drop, .dropOldest)
-            self.droppedSinceResync = true
-        case .droppedNewest:
-            self.record(item.trace, .handoff, .drop, .dropNewest)
-            self.droppedSinceResync = true
-        case .full:
-            self.held = item
-            self.pauseIntake()
-        }
-    }
-
-    /// Events read in the same datagram after the hand-off filled under `block`, in order.
-    private var heldBacklog: [HandoffItem<PortUpdate>] = []
-
-    /// Moves events from the hand-off into the writer while it has room.
+    /// Moves events from the hand-off into the writer while it has room (in `async` mode, each priority's lane
+    /// into its own sender while that sender has room); under `block`, pauses intake while an event is held back
+    /// and resumes it once none is. The writer calls it whenever replies have freed room.
     func pump() {
         dispatchPrecondition(condition: .onQueue(self.queue))
         let now = MonotonicClock.nowMicroseconds()
-        while self.writer.hasRoom, let (item, wait) = self.handoff.take(now: now) {
-            self.handoffWait.record(wait)
-            self.messages.candidatesSent += 1
-            self.writer.apply(item.payload, trace: item.trace)
+        let outcome = self.core.pump(
+            now: now, lanes: self.writer.sendMode == .async, while: { self.writer.hasRoom(for: $0) }
+        ) { item, lane in
+            self.writer.apply(PortUpdate(port: item.key, change: item.payload), trace: item.trace, priority: lane)
         }
-        if let held = self.held, !self.handoff.isFull {
-            self.held = nil
-            var backlog = self.heldBacklog
-            self.heldBacklog = []
-            self.offer(held)
-            while self.held == nil, !backlog.isEmpty { self.offer(backlog.removeFirst()) }
-            if !backlog.isEmpty { self.heldBacklog = backlog + self.heldBacklog }
-            if self.held == nil { self.resumeIntake() }
-        }
-        if self.droppedSinceResync && self.isDrained {
+        if outcome.holding { self.pauseIntake() } else { self.resumeIntake() }
+        if outcome.resyncDue {
             // A dropped event may have been a port's final state: the kernel will not send it again, so one dump
             // (outside the policy) restores every port's final state. The drops stay counted.
-            self.droppedSinceResync = false
-            self.logger.notice(
-                "Events were dropped under the \(self.handoff.policy.rawValue) policy; resyncing every port from the kernel",
+            self.core.observer.logger.notice(
+                "Events were dropped under the \(self.core.handoff.policy.rawValue) policy; resyncing every port from the kernel",
                 metadata: ["EVENT": "resync_after_drops"])
             self.queue.async { [self] in self.onResyncNeeded() }
         }
@@ -228,19 +103,19 @@ final class PortPipeline: @unchecked Sendable {
     /// A port the kernel no longer has after lost events: part of a resync, so it goes to the writer directly.
     func reconcileDeleted(_ port: String) {
         dispatchPrecondition(condition: .onQueue(self.queue))
-        self.nextTrace &+= 1
-        let trace = self.nextTrace
-        self.record(trace, .validate, .pass, .none)
-        self.record(trace, .handoff, .pass, .none)
-        self.messages.candidatesSent += 1
+        let trace = self.core.newTrace()
+        let now = MonotonicClock.nowMicroseconds()
+        self.core.record(trace, .validate, .pass, .none, now: now)
+        self.core.record(trace, .handoff, .pass, .none, now: now)
+        self.core.countSent()
         self.writer.apply(.deleted(port: port), trace: trace)
     }
 
     /// Whether every accepted event has left the hand-off (shutdown drain).
-    var isDrained: Bool { self.handoff.isEmpty && self.held == nil && self.heldBacklog.isEmpty }
+    var isDrained: Bool { self.core.isDrained }
 
     /// Events still waiting in the hand-off.
-    var queuedCount: Int { self.handoff.count + (self.held == nil ? 0 : 1) + self.heldBacklog.count }
+    var queuedCount: Int { self.core.queuedCount }
 
     private func pauseIntake() {
         guard !self.intakePaused else { return }
@@ -258,15 +133,15 @@ final class PortPipeline: @unchecked Sendable {
 
     /// The `adaptive` policy's thresholds, moved by the threshold worker or a reload.
     var adaptiveThresholds: AdaptiveThresholds {
-        get { self.handoff.adaptive }
-        set { self.handoff.adaptive = newValue }
+        get { self.core.handoff.adaptive }
+        set { self.core.handoff.adaptive = newValue }
     }
 
     /// What the pipeline has done so far; cheap enough to take at any time.
     func snapshot() -> PipelineSnapshot {
         dispatchPrecondition(condition: .onQueue(self.queue))
         let now = MonotonicClock.nowMicroseconds()
-        let handoffCounters = self.handoff.counters
+        let handoffCounters = self.core.handoff.counters
         var dropped: [String: [String: UInt64]] = [:]
         for (priority, oldest, newest) in [
             ("high", handoffCounters.droppedOldest.high, handoffCounters.droppedNewest.high),
@@ -284,7 +159,8 @@ final class PortPipeline: @unchecked Sendable {
                 dellink: self.messages.delLinks, other: self.messages.other, malformed: self.messages.malformed),
             stages: PipelineSnapshot.stages(self.stages),
             handoff: .init(
-                depth: self.queuedCount, capacity: self.handoff.capacity, policy: self.handoff.policy.rawValue,
+                depth: self.queuedCount, capacity: self.core.handoff.capacity,
+                policy: self.core.handoff.policy.rawValue,
                 backpressureEvents: handoffCounters.full, droppedFullBuffer: handoffCounters.droppedNewest.total,
                 dropped: dropped, coalesced: handoffCounters.coalesced, retries: UInt64(writerCounters.retries),
                 wait: LatencySummary(self.handoffWait)),
@@ -295,24 +171,35 @@ final class PortPipeline: @unchecked Sendable {
             candidatesSent: self.messages.candidatesSent)
     }
 
-    private func record(_ trace: UInt64, _ stage: PipelineStage, _ outcome: StageOutcome, _ reason: StageReason) {
-        self.stages.count(stage, outcome, reason)
-        self.ring.record(
-            StageEvent(
-                trace: trace, stage: stage, outcome: outcome, reason: reason,
-                timestamp: MonotonicClock.nowMicroseconds()))
+}
+
+/// What only the runtime does for single messages: the log lines (SONiC's line per message, one warning per
+/// malformed kind, rejected name and flapping port) and writing the updates of a resync dump, which bypass the
+/// hand-off.
+private struct PortPipelineObserver: PipelineObserver, Sendable {
+    let writer: PortStateWriter
+    let logger: Logger
+    private(set) var lastError: String?
+    private var loggedMalformedKinds: Set<String> = []
+    private var loggedRejectedNames: Set<InterfaceName> = []
+    private var loggedFlapping: Set<String> = []
+    /// The ports written by `bypass` since `takeBypassed`.
+    private var bypassed: Set<String> = []
+    /// See `PortPipeline.onAccepted`.
+    var onAccepted: @Sendable (LinkEvent, PortUpdate) -> Void = { _, _ in }
+
+    init(writer: PortStateWriter, logger: Logger) {
+        self.writer = writer
+        self.logger = logger
     }
 
-    private func countType(_ bytes: UnsafeRawBufferPointer) {
-        if bytes.loadUnaligned(fromByteOffset: 4, as: UInt16.self) == NetlinkMessageType.newLink {
-            self.messages.newLinks += 1
-        } else {
-            self.messages.delLinks += 1
-        }
+    /// The ports of a resync dump written so far, forgotten here.
+    mutating func takeBypassed() -> Set<String> {
+        defer { self.bypassed = [] }
+        return self.bypassed
     }
 
-    private func malformed(_ error: NetlinkDecodeError, trace: UInt64) {
-        self.messages.malformed[error.kind, default: 0] += 1
+    mutating func malformed(_ error: NetlinkDecodeError, trace: UInt64) {
         self.lastError = "malformed netlink: \(error.kind)"
         if self.loggedMalformedKinds.insert(error.kind).inserted {
             self.logger.warning(
@@ -321,7 +208,29 @@ final class PortPipeline: @unchecked Sendable {
         }
     }
 
-    private func rejected(_ message: LinkMessage, reason: StageReason, trace: UInt64) {
+    func oldInterface(_ message: LinkMessage, trace: UInt64) {
+        self.logMessage(message, trace: trace, level: .info, suffix: ": old interface, ignoring")
+    }
+
+    func ignored(_ message: LinkMessage, trace: UInt64) {
+        self.logMessage(message, trace: trace, level: .notice)
+    }
+
+    mutating func accepted(_ message: LinkMessage, update: PortUpdate, flapping: Bool, trace: UInt64) {
+        self.logMessage(message, trace: trace, level: .notice)
+        if flapping { self.flapping(update.port, trace: trace) }
+        self.onAccepted(
+            LinkEvent(
+                trace: trace, receivedAt: MonotonicClock.nowMicroseconds(), message: message, flapping: flapping),
+            update)
+    }
+
+    mutating func bypass(_ update: PortUpdate, trace: UInt64) {
+        self.bypassed.insert(update.port)
+        self.writer.apply(update, trace: trace)
+    }
+
+    mutating func rejected(_ message: LinkMessage, reason: StageReason, trace: UInt64) {
         guard let name = message.name, self.loggedRejectedNames.count < 1024,
             self.loggedRejectedNames.insert(name).inserted
         else { return }
@@ -337,7 +246,7 @@ final class PortPipeline: @unchecked Sendable {
             ])
     }
 
-    private func flapping(_ port: String, trace: UInt64) {
+    private mutating func flapping(_ port: String, trace: UInt64) {
         guard self.loggedFlapping.count < 4096, self.loggedFlapping.insert(port).inserted else { return }
         self.logger.warning(
             "Port \(port) is flapping (more than the flap guard allows); every state is still written",

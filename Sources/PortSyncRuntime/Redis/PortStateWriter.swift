@@ -2,13 +2,25 @@ import Dispatch
 import Logging
 import PortSyncCore
 
-/// Writes port state to STATE_DB (and `PortInitDone` to APPL_DB) over one asynchronous Redis connection, and
-/// keeps Redis equal to the daemon's view across connection loss.
+/// Writes port state to STATE_DB (and `PortInitDone` to APPL_DB) over asynchronous Redis connections, and keeps
+/// Redis equal to the daemon's view across connection loss.
 ///
-/// Every accepted update is recorded in `PortSyncState` first and then sent, pipelined, in arrival order, so
-/// per-port order is the connection's order. When the connection drops, the writer reconnects with exponential
-/// backoff and writes the latest wanted state of every port again. It never sends `PortConfigDone` or copies
-/// CONFIG_DB again: those are start-up writes (statement 27).
+/// Every accepted update is recorded in `PortSyncState` first and then sent, pipelined, in arrival order. State
+/// writes are batched: the writes of one turn of the queue (at most `StateSender.maxBatch`) leave as one call of
+/// `SonicScripts.conditionalStateSetBatch`, which lands in Redis exactly what one conditional write per port would
+/// (one `HSET` per port whose APPL_DB entry exists), at a fraction of the cost of one script call per port.
+///
+/// **Senders** (`pipeline.batch_send_mode`). `sync`: one connection carries everything. `async`: one connection
+/// per priority (high, medium, low), each with its own window of `maxInFlight` writes, so a backlog of less urgent
+/// writes neither fills the window of the urgent ones nor queues them behind it. Per-port order holds in both: a
+/// port's writes in flight all ride one connection (a later write of the port joins the connection of the earlier
+/// ones until they are answered), and a retry is only ever of the port's latest state, sent only if nothing newer
+/// went out meanwhile. `PortInitDone`, deletes of a resync and the rewrite after a reconnect use the first
+/// connection.
+///
+/// When a connection drops, the writer closes the others, reconnects with exponential backoff and writes the latest
+/// wanted state of every port again. It never sends `PortConfigDone` or copies CONFIG_DB again: those are start-up
+/// writes (statement 27).
 ///
 /// Threading: confined to `queue` (the port queue); asserted on entry.
 final class PortStateWriter: @unchecked Sendable {
@@ -22,35 +34,51 @@ final class PortStateWriter: @unchecked Sendable {
         var retries = 0
     }
 
+    /// What the writer remembers of one port besides its wanted state.
+    private struct PortWrites {
+        /// The trace of the last write sent: a retry is only for the newest one.
+        var lastSent: UInt64 = 0
+        /// The trace of the latest update recorded: a resync writes it under that trace.
+        var lastTrace: UInt64 = 0
+        /// Error replies retried in a row.
+        var retries = 0
+        /// Writes in flight, and the sender carrying them (all of them ride one connection).
+        var inFlight = 0
+        var carrier = 0
+    }
+
     let queue: DispatchQueue
     private let schema: SonicSchema
     private let socketPath: String
     private let scripts: SonicScriptHashes
     private let logger: Logger
     private let backoff: (initialMs: Int, maxMs: Int)
-    private var connection: RedisConnection
+    private var senders: [StateSender] = []
+    /// Connections of the current attempt that said they are up.
+    private var connectedSenders = 0
     private var connected = false
     private var stopped = false
     private var nextDelayMs: Int
     private var idleWaiters: [() -> Void] = []
+    private var ports: [String: PortWrites] = [:]
     /// Called when Redis refuses a write SONiC treats as fatal (statement 27); it ends the process.
     var onFatal: (String) -> Void = { _ in }
     /// Called once per port write when its reply is in (the pipeline's `write` stage): the trace, the outcome and
-    /// the reason. Room has been freed in the window when it runs.
+    /// the reason. The write's room in the window has been freed when it runs.
     var onWriteCompleted: (UInt64, StageOutcome, StageReason) -> Void = { _, _, _ in }
-    /// Redis commands in flight at most before `hasRoom` turns false.
+    /// Called after each reply that freed room (once per batch of writes, after their `onWriteCompleted`): the
+    /// pipeline takes from the hand-off then.
+    var onRoom: () -> Void = {}
+    /// Port writes in flight at most per sender before `hasRoom` turns false.
     var maxInFlight = 1024
     /// Error replies to a port write are retried this many times, after `retryDelayMicros`, with the port's latest
     /// wanted state (never an older one, so per-port order holds).
     var maxRetries = 3
     var retryDelayMicros = 100
-    private var retries: [String: Int] = [:]
+    /// `sync`: one connection; `async`: one per priority. Read when connecting: set it before `start()`.
+    var sendMode = BatchSendMode.sync
     /// From sending a port write to its reply, in µs.
     private(set) var latency = LatencyHistogram()
-    /// The trace of the last write sent per port: a retry is only for the newest one.
-    private var lastSent: [String: UInt64] = [:]
-    /// The trace of the latest update recorded per port: a resync writes it under that trace.
-    private var lastTrace: [String: UInt64] = [:]
 
     private(set) var state: PortSyncState
     private(set) var counters = Counters()
@@ -70,18 +98,25 @@ final class PortStateWriter: @unchecked Sendable {
         self.logger = logger
         self.backoff = (reconnectInitialMs, reconnectMaxMs)
         self.nextDelayMs = reconnectInitialMs
-        self.connection = RedisConnection(queue: queue)
     }
 
-    /// Connected, as far as both the writer and hiredis know (hiredis may have dropped the connection a moment
+    /// Connected, as far as both the writer and hiredis know (hiredis may have dropped a connection a moment
     /// before the writer hears of it).
-    var isConnected: Bool { self.connected && self.connection.isConnected }
-    /// Commands sent and not yet answered.
-    var pendingCount: Int { self.connection.pendingCount }
+    var isConnected: Bool {
+        self.connected && !self.senders.isEmpty && self.senders.allSatisfy { $0.connection.isConnected }
+    }
 
-    /// Whether another update can be taken now. While disconnected, updates are only recorded (the reconnect
-    /// writes the latest of each port), so there is always room.
-    var hasRoom: Bool { !self.isConnected || self.connection.pendingCount < self.maxInFlight }
+    /// Port writes sent (or batched) and not yet answered.
+    var pendingCount: Int { self.senders.reduce(0) { $0 + $1.taken } }
+
+    /// Whether another update can be taken now (in `async` mode: by any sender). While disconnected, updates are
+    /// only recorded (the reconnect writes the latest of each port), so there is always room.
+    var hasRoom: Bool { !self.isConnected || self.senders.contains { $0.taken < self.maxInFlight } }
+
+    /// Whether the sender of `priority` can take another update (`sync`: the one sender, whatever the priority).
+    func hasRoom(for priority: HandoffPriority) -> Bool {
+        !self.isConnected || self.senders[self.senderIndex(priority)].taken < self.maxInFlight
+    }
 
     /// Connects (and keeps reconnecting after any loss) until `stop()`.
     func start() {
@@ -89,26 +124,29 @@ final class PortStateWriter: @unchecked Sendable {
         self.connect()
     }
 
-    /// Records `update` and writes it if connected (otherwise the reconnect writes it).
-    func apply(_ update: PortUpdate, trace: UInt64) {
+    /// Records `update` and writes it if connected (otherwise the reconnect writes it); in `async` mode it counts
+    /// against the window of `priority`'s sender.
+    func apply(_ update: PortUpdate, trace: UInt64, priority: HandoffPriority = .high) {
         dispatchPrecondition(condition: .onQueue(self.queue))
         self.state.record(update)
-        self.lastTrace[update.port] = trace
-        guard self.isConnected else { return }
-        self.send(update, trace: trace)
+        let connected = self.isConnected
+        self.send(update, trace: trace, taker: connected ? self.senderIndex(priority) : nil)
     }
 
-    /// The end of a batch of kernel messages: write `PortInitDone` if its time has come, then flush.
+    /// The end of a batch of kernel messages: write `PortInitDone` if its time has come, then send everything.
     func endOfBatch() {
         dispatchPrecondition(condition: .onQueue(self.queue))
         self.writeInitDoneIfReady()
-        self.connection.flush()
+        for index in self.senders.indices {
+            self.flush(index)
+            self.senders[index].connection.flush()
+        }
     }
 
     /// Runs `body` once nothing is in flight and the connection is up (every recorded update is in Redis).
     func whenIdle(_ body: @escaping () -> Void) {
         dispatchPrecondition(condition: .onQueue(self.queue))
-        if self.isConnected && self.connection.pendingCount == 0 {
+        if self.isIdle {
             body()
         } else {
             self.idleWaiters.append(body)
@@ -121,16 +159,16 @@ final class PortStateWriter: @unchecked Sendable {
         self.replyDone()
     }
 
-    /// Stops reconnecting and closes the connection.
+    /// Stops reconnecting and closes the connections.
     func stop() {
         dispatchPrecondition(condition: .onQueue(self.queue))
         self.stopped = true
-        self.connection.close()
+        self.closeAll()
         self.connected = false
     }
 
-    /// Starts again after `stop()` (a supervisor restart): a new connection, and the latest state of every port
-    /// written again once it is up, as after a lost connection.
+    /// Starts again after `stop()` (a supervisor restart): new connections, and the latest state of every port
+    /// written again once they are up, as after a lost connection.
     func restart() {
         dispatchPrecondition(condition: .onQueue(self.queue))
         self.stopped = false
@@ -144,103 +182,211 @@ final class PortStateWriter: @unchecked Sendable {
 
     // MARK: Writes
 
-    private func send(_ update: PortUpdate, trace: UInt64) {
-        self.lastSent[update.port] = trace
-        let sentAt = MonotonicClock.nowMicroseconds()
+    private var isIdle: Bool { self.isConnected && self.senders.allSatisfy(\.isIdle) }
+
+    /// The sender of `priority`: the one sender in `sync` mode.
+    private func senderIndex(_ priority: HandoffPriority) -> Int {
+        self.senders.count > 1 ? priority.rawValue : 0
+    }
+
+    /// Notes the write of `update` for its port and, when `taker` is given (connected), queues it on the
+    /// connection carrying the port's writes in flight, else on the taker's own.
+    private func send(_ update: PortUpdate, trace: UInt64, taker: Int?) {
+        let port = update.port
+        let carrier = Self.noteSent(&self.ports[port, default: PortWrites()], trace: trace, taker: taker)
+        guard let taker else { return }
+        self.senders[taker].taken += 1
+        let write = StateSender.Write(port: port, trace: trace, update: update, taker: taker)
         switch update {
-        case .state(let port, let operState):
-            let command = self.schema.conditionalStateSet(
-                port: port, state: operState, scriptSHA: self.scripts.stateSet)
-            self.issue(command) { [self] reply in
-                self.latency.record(MonotonicClock.nowMicroseconds() &- sentAt)
-                self.stateReply(reply, port: port, trace: trace, update: update)
+        case .state(_, let operState):
+            if self.senders[carrier].append(write, state: operState) {
+                self.flush(carrier)
+            } else {
+                self.scheduleFlush(carrier)
             }
-        case .deleted(let port):
-            self.issue(self.schema.stateDelete(port: port)) { [self] reply in
+        case .deleted:
+            self.flush(carrier)
+            let sentAt = MonotonicClock.nowMicroseconds()
+            self.issue(self.schema.stateDelete(port: port), on: carrier) { [self] reply in
                 guard let reply else { return }  // connection lost: the reconnect writes everything again
                 self.latency.record(MonotonicClock.nowMicroseconds() &- sentAt)
+                self.answered(write)
                 if case .error(let message) = reply {
-                    self.errorReply(message, port: port, trace: trace)
+                    self.errorReply(message, write)
                 } else {
-                    self.retries[port] = nil
-                    self.onWriteCompleted(trace, .done, .none)
+                    self.ports[port]?.retries = 0
                     self.counters.stateDeletes += 1
+                    self.onWriteCompleted(trace, .done, .none)
                     self.logger.notice(
                         "Delete \(port)(ok) from state db",
                         metadata: ["PORT": .string(port), "EVENT": "dellink", "TRACE_ID": "\(trace)"])
                 }
+                self.onRoom()
             }
         }
     }
 
-    private func stateReply(_ reply: RedisReply?, port: String, trace: UInt64, update: PortUpdate) {
-        guard let reply else { return }  // connection lost: the reconnect writes everything again
-        switch reply {
-        case .integer(1):
-            self.retries[port] = nil
-            self.onWriteCompleted(trace, .done, .none)
-            self.counters.stateWrites += 1
-            self.state.stateWriteCompleted(port: port, applied: true)
-            if case .state(_, let operState) = update {
-                self.logger.notice(
-                    "Publish \(port)(ok:\(operState.operUp ? "up" : "down")) to state db",
-                    metadata: ["PORT": .string(port), "EVENT": "newlink", "TRACE_ID": "\(trace)"])
+    /// Notes a write of the port (sent when `taker` is given) and returns the sender to carry it: the one already
+    /// carrying the port's writes in flight, else the taker's own.
+    private static func noteSent(_ writes: inout PortWrites, trace: UInt64, taker: Int?) -> Int {
+        writes.lastTrace = trace
+        guard let taker else { return 0 }
+        writes.lastSent = trace
+        if writes.inFlight == 0 { writes.carrier = taker }
+        writes.inFlight += 1
+        return writes.carrier
+    }
+
+    /// Sends the batch of sender `index` at the end of this turn of the queue (unless it leaves earlier).
+    private func scheduleFlush(_ index: Int) {
+        guard !self.senders[index].flushScheduled else { return }
+        self.senders[index].flushScheduled = true
+        let sender = self.senders[index]
+        self.queue.async { [self] in
+            sender.flushScheduled = false
+            // A reconnect may have replaced the senders since: only this sender's own batch goes.
+            guard let current = self.senders.firstIndex(where: { $0 === sender }) else { return }
+            self.flush(current)
+            sender.connection.flush()
+        }
+    }
+
+    /// Sends the batch of sender `index` now, as one script call.
+    private func flush(_ index: Int) {
+        guard let (writes, command) = self.senders[index].takeBatch(schema: self.schema) else { return }
+        let sentAt = MonotonicClock.nowMicroseconds()
+        self.send(encoded: command, on: index) { [self] reply in
+            guard let reply else { return }  // connection lost: the reconnect writes everything again
+            let elapsed = MonotonicClock.nowMicroseconds() &- sentAt
+            for _ in writes { self.latency.record(elapsed) }
+            switch reply {
+            case .array(let results):
+                guard case .bulk(let outcomes) = results.first, outcomes.count == writes.count else {
+                    for write in writes {
+                        self.answered(write)
+                        self.errorReply("unexpected reply \(reply)", write)
+                    }
+                    break
+                }
+                var errors = results.dropFirst().makeIterator()
+                for (write, outcome) in zip(writes, outcomes) {
+                    switch outcome {
+                    case UInt8(ascii: "1"): self.written(write)
+                    case UInt8(ascii: "0"): self.notInPortTable(write)
+                    default:
+                        self.answered(write)
+                        let error = errors.next()
+                        if case .error(let message) = error {
+                            self.errorReply(message, write)
+                        } else {
+                            self.errorReply("unexpected reply \(error.map(String.init(describing:)) ?? "")", write)
+                        }
+                    }
+                }
+            case .error(let message) where message.hasPrefix("NOSCRIPT"):
+                // Someone flushed the script cache: load it again and send each port's latest state, still in
+                // order on this connection, unless something newer for the port went out meanwhile.
+                self.loadScripts(on: index)
+                for write in writes {
+                    self.answered(write)
+                    if self.ports[write.port]?.lastSent == write.trace { self.resendLatest(of: write) }
+                }
+            case .error(let message):
+                for write in writes {
+                    self.answered(write)
+                    self.errorReply(message, write)
+                }
+            default:
+                for write in writes {
+                    self.answered(write)
+                    self.errorReply("unexpected reply \(reply)", write)
+                }
             }
-        case .integer:
-            self.retries[port] = nil
-            self.onWriteCompleted(trace, .ignore, .notInPortTable)
-            self.counters.notInPortTable += 1
-            self.state.stateWriteCompleted(port: port, applied: false)
+            self.writeInitDoneIfReady()
+            self.onRoom()
+        }
+    }
+
+    /// A write's reply is in: its room and its port's connection are free again.
+    private func answered(_ write: StateSender.Write) {
+        self.senders[write.taker].taken -= 1
+        self.ports[write.port]?.inFlight -= 1
+    }
+
+    /// Redis wrote the port's state (statement 18).
+    private func written(_ write: StateSender.Write) {
+        self.senders[write.taker].taken -= 1
+        Self.noteAnswered(&self.ports[write.port], succeeded: true)
+        self.counters.stateWrites += 1
+        self.state.stateWriteCompleted(port: write.port, applied: true)
+        self.onWriteCompleted(write.trace, .done, .none)
+        if case .state(_, let operState) = write.update {
             self.logger.notice(
-                "Cannot find \(port) in port table",
-                metadata: ["PORT": .string(port), "EVENT": "newlink", "TRACE_ID": "\(trace)"])
-        case .error(let message) where message.hasPrefix("NOSCRIPT"):
-            // Someone flushed the script cache: load it again and retry, still in order on this connection.
-            self.loadScripts()
-            if self.state.wanted[port] != nil { self.send(update, trace: trace) }
-        case .error(let message):
-            self.errorReply(message, port: port, trace: trace)
-        default:
-            self.errorReply("unexpected reply \(reply)", port: port, trace: trace)
+                "Publish \(write.port)(ok:\(operState.operUp ? "up" : "down")) to state db",
+                metadata: ["PORT": .string(write.port), "EVENT": "newlink", "TRACE_ID": "\(write.trace)"])
         }
-        self.writeInitDoneIfReady()
     }
 
-    private func errorReply(_ message: String, port: String, trace: UInt64) {
+    /// APPL_DB has no such port: nothing was written, and the port is not seen (statement 18).
+    private func notInPortTable(_ write: StateSender.Write) {
+        self.senders[write.taker].taken -= 1
+        Self.noteAnswered(&self.ports[write.port], succeeded: true)
+        self.counters.notInPortTable += 1
+        self.state.stateWriteCompleted(port: write.port, applied: false)
+        self.onWriteCompleted(write.trace, .ignore, .notInPortTable)
+        self.logger.notice(
+            "Cannot find \(write.port) in port table",
+            metadata: ["PORT": .string(write.port), "EVENT": "newlink", "TRACE_ID": "\(write.trace)"])
+    }
+
+    private static func noteAnswered(_ writes: inout PortWrites?, succeeded: Bool) {
+        writes?.inFlight -= 1
+        if succeeded { writes?.retries = 0 }
+    }
+
+    private func errorReply(_ message: String, _ write: StateSender.Write) {
+        let port = write.port
+        let trace = write.trace
         self.counters.errorReplies += 1
         self.lastError = "Redis: \(message)"
-        self.onWriteCompleted(trace, .reject, .redisError)
-        let attempt = self.retries[port, default: 0] + 1
-        if attempt <= self.maxRetries, self.lastSent[port] == trace {
-            self.retries[port] = attempt
+        let attempt = (self.ports[port]?.retries ?? 0) + 1
+        if attempt <= self.maxRetries, self.ports[port]?.lastSent == trace {
+            self.ports[port]?.retries = attempt
             self.counters.retries += 1
             self.queue.asyncAfter(deadline: .now() + .microseconds(self.retryDelayMicros)) { [self] in
                 // Only if nothing newer for the port went out meanwhile, and with its latest wanted state.
-                guard self.isConnected, self.lastSent[port] == trace, let wanted = self.state.wanted[port] else {
-                    return
-                }
-                switch wanted {
-                case .state(let operState): self.send(.state(port: port, operState), trace: trace)
-                case .deleted: self.send(.deleted(port: port), trace: trace)
-                }
-                self.connection.flush()
+                guard self.isConnected, self.ports[port]?.lastSent == trace else { return }
+                self.resendLatest(of: write)
+                self.endOfBatch()
             }
+            self.onWriteCompleted(trace, .reject, .redisError)
             return
         }
-        self.retries[port] = nil
+        self.onWriteCompleted(trace, .reject, .redisError)
+        self.ports[port]?.retries = 0
         self.logger.error(
             "Redis refused the write for \"\(port)\": \(message)",
             metadata: ["PORT": .string(port), "TRACE_ID": "\(trace)"])
     }
 
+    /// Sends the latest wanted state of `write`'s port again, under `write`'s trace, counted against its taker.
+    private func resendLatest(of write: StateSender.Write) {
+        guard self.isConnected, let wanted = self.state.wanted[write.port] else { return }
+        let taker = min(write.taker, self.senders.count - 1)
+        switch wanted {
+        case .state(let operState): self.send(.state(port: write.port, operState), trace: write.trace, taker: taker)
+        case .deleted: self.send(.deleted(port: write.port), trace: write.trace, taker: taker)
+        }
+    }
+
     private func writeInitDoneIfReady() {
         guard self.isConnected, self.state.takeInitDoneIfReady() else { return }
         let appl = self.schema.databases.appl
-        self.issue(self.schema.select(appl)) { _ in }
+        self.issue(self.schema.select(appl), on: 0) { _ in }
         let command = self.schema.producerSet(
             key: SonicSchema.portInitDone, fields: [(Array("lanes".utf8), Array("0".utf8))],
             scriptSHA: self.scripts.producerSet)
-        self.issue(command) { [self] reply in
+        self.issue(command, on: 0) { [self] reply in
             guard let reply else { return }  // connection lost: the reconnect writes everything again
             let success = !reply.isError
             self.state.initDoneCompleted(success: success)
@@ -253,12 +399,23 @@ final class PortStateWriter: @unchecked Sendable {
                 self.onFatal("Redis refused PortInitDone: \(reply)")
             }
         }
-        self.issue(self.schema.select(self.schema.databases.state)) { _ in }
+        self.issue(self.schema.select(self.schema.databases.state), on: 0) { _ in }
     }
 
-    /// Sends `command`; `handler` gets the reply (`nil`: the connection dropped), then idle waiters are checked.
-    private func issue(_ command: RedisCommand, _ handler: @escaping @Sendable (RedisReply?) -> Void) {
-        self.connection.send(command) { [self] reply in
+    /// Sends `command` on sender `index`, after its batch (the connection's order is the order of the asks).
+    private func issue(
+        _ command: RedisCommand, on index: Int, _ handler: @escaping @Sendable (RedisReply?) -> Void
+    ) {
+        self.flush(index)
+        self.send(encoded: command.encoded, on: index, handler)
+    }
+
+    /// Sends an encoded command; `handler` gets the reply (`nil`: the connection dropped), then idle waiters are
+    /// checked.
+    private func send(
+        encoded: [UInt8], on index: Int, _ handler: @escaping @Sendable (RedisReply?) -> Void
+    ) {
+        self.senders[index].connection.send(encoded: encoded) { [self] reply in
             handler(reply)
             // A nil reply means hiredis is tearing the connection down (it fails every pending command before it
             // lets go of the context): nothing is idle then, whatever the count says.
@@ -267,7 +424,7 @@ final class PortStateWriter: @unchecked Sendable {
     }
 
     private func replyDone() {
-        guard self.isConnected, self.connection.pendingCount == 0, !self.idleWaiters.isEmpty else { return }
+        guard self.isIdle, !self.idleWaiters.isEmpty else { return }
         let waiters = self.idleWaiters
         self.idleWaiters = []
         for waiter in waiters { waiter() }
@@ -275,26 +432,46 @@ final class PortStateWriter: @unchecked Sendable {
 
     // MARK: Connection
 
-    private func loadScripts() {
-        self.issue(RedisCommand("SCRIPT", "LOAD", SonicScripts.conditionalStateSet)) { _ in }
-        self.issue(RedisCommand("SCRIPT", "LOAD", SonicScripts.producerSet)) { _ in }
+    private func loadScripts(on index: Int) {
+        self.issue(RedisCommand("SCRIPT", "LOAD", SonicScripts.conditionalStateSetBatch), on: index) { _ in }
+        self.issue(RedisCommand("SCRIPT", "LOAD", SonicScripts.producerSet), on: index) { _ in }
     }
 
     private func connect() {
         guard !self.stopped else { return }
-        self.connection = RedisConnection(queue: self.queue)
-        self.connection.connect(
-            unixSocket: self.socketPath,
-            connected: { [self] error in
-                if let error {
-                    self.connectFailed(error.message)
-                } else {
-                    self.didConnect()
-                }
-            },
-            disconnected: { [self] reason in
-                self.connectionLost(reason)
-            })
+        self.closeAll()
+        let count = self.sendMode == .async ? HandoffPriority.allCases.count : 1
+        let senders = (0..<count).map { _ in StateSender(queue: self.queue) }
+        self.senders = senders
+        self.connectedSenders = 0
+        for sender in senders {
+            // A connection that failed at once has closed this attempt: open no more of it.
+            guard self.senders.contains(where: { $0 === sender }) else { break }
+            sender.connection.connect(
+                unixSocket: self.socketPath,
+                connected: { [self] error in
+                    // Only the current attempt counts.
+                    guard self.senders.contains(where: { $0 === sender }) else { return }
+                    if let error {
+                        self.connectFailed(error.message)
+                    } else {
+                        self.connectedSenders += 1
+                        if self.connectedSenders == self.senders.count { self.didConnect() }
+                    }
+                },
+                disconnected: { [self] reason in
+                    guard self.senders.contains(where: { $0 === sender }) else { return }
+                    self.connectionLost(reason)
+                })
+        }
+    }
+
+    /// Closes every connection of the current attempt (pending completions get `nil`) and forgets the senders.
+    private func closeAll() {
+        let senders = self.senders
+        self.senders = []
+        for sender in senders { sender.connection.close() }
+        for key in self.ports.keys { self.ports[key]?.inFlight = 0 }
     }
 
     private func didConnect() {
@@ -302,8 +479,10 @@ final class PortStateWriter: @unchecked Sendable {
         self.connected = true
         self.connectionState = "connected"
         self.nextDelayMs = self.backoff.initialMs
-        self.issue(self.schema.select(self.schema.databases.state)) { _ in }
-        self.loadScripts()
+        for index in self.senders.indices {
+            self.issue(self.schema.select(self.schema.databases.state), on: index) { _ in }
+        }
+        self.loadScripts(on: 0)
         let resync = self.state.resync
         if wasReconnect {
             self.counters.resyncedPorts += resync.count
@@ -311,13 +490,16 @@ final class PortStateWriter: @unchecked Sendable {
                 "Reconnected to Redis; writing the latest state of \(resync.count) ports again",
                 metadata: ["EVENT": "redis_reconnected"])
         }
-        for update in resync { self.send(update, trace: self.lastTrace[update.port] ?? 0) }
+        for update in resync { self.send(update, trace: self.ports[update.port]?.lastTrace ?? 0, taker: 0) }
         self.writeInitDoneIfReady()
-        // Not flushed here: this runs inside hiredis's write handler, which writes the buffer when it returns.
+        for index in self.senders.indices { self.flush(index) }
+        // Not flushed to the socket here: this runs inside hiredis's write handler, which writes the buffer when
+        // it returns (the other connections' handlers write theirs).
         self.replyDone()
     }
 
     private func connectFailed(_ reason: String) {
+        self.closeAll()
         self.connected = false
         self.connectionState = "down (\(reason))"
         self.lastError = reason
@@ -326,6 +508,7 @@ final class PortStateWriter: @unchecked Sendable {
 
     private func connectionLost(_ reason: String) {
         guard !self.stopped else { return }
+        self.closeAll()
         self.connected = false
         self.state.connectionLost()
         self.counters.reconnects += 1

@@ -51,6 +51,20 @@ final class RedisConnection: @unchecked Sendable {
             connected(RedisError("cannot connect to Redis at \(path): \(reason)"))
             return
         }
+        // Each source watches its own duplicate of hiredis's descriptor, closed by its cancel handler. On Linux a
+        // read and a write source on one descriptor share one epoll registration, and a write-readiness event can
+        // reach the read source as an empty read and leave it unarmed for the reply that follows (the connection
+        // then waits forever). And hiredis closes its own descriptor as soon as it frees the context: a connection
+        // opened right after could get the same number while libdispatch still unregisters the old one.
+        let readDescriptor = fcntl(context.pointee.c.fd, F_DUPFD_CLOEXEC, 0)
+        let writeDescriptor = readDescriptor < 0 ? -1 : fcntl(context.pointee.c.fd, F_DUPFD_CLOEXEC, 0)
+        guard readDescriptor >= 0, writeDescriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            if readDescriptor >= 0 { Glibc.close(readDescriptor) }
+            redisAsyncFree(context)
+            connected(RedisError("cannot watch the Redis connection at \(path): \(reason)"))
+            return
+        }
         self.context = context
         self.closed = false
         self.onConnect = connected
@@ -59,15 +73,16 @@ final class RedisConnection: @unchecked Sendable {
         let retained = Unmanaged.passRetained(self).toOpaque()
         context.pointee.data = retained
         context.pointee.ev.data = retained
-        let fd = context.pointee.c.fd
-        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: self.queue)
+        let read = DispatchSource.makeReadSource(fileDescriptor: readDescriptor, queue: self.queue)
         read.setEventHandler { [unowned self] in
             if let context = self.context { redisAsyncHandleRead(context) }
         }
-        let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: self.queue)
+        read.setCancelHandler { Glibc.close(readDescriptor) }
+        let write = DispatchSource.makeWriteSource(fileDescriptor: writeDescriptor, queue: self.queue)
         write.setEventHandler { [unowned self] in
             if let context = self.context { redisAsyncHandleWrite(context) }
         }
+        write.setCancelHandler { Glibc.close(writeDescriptor) }
         self.readSource = read
         self.writeSource = write
         context.pointee.ev.addRead = { data in RedisConnection.from(data)?.setReading(true) }
