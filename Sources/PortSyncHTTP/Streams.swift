@@ -110,7 +110,7 @@ extension HTTPServer {
                 continuation.yield(.closed)
                 // Closed as slow: the handler may be stuck in a write that the client will never read; closing the
                 // connection fails that write and ends the handler.
-                if await bus.take(subscription.id).closed == "slow" {
+                if await bus.closeReason(subscription.id) == "slow" {
                     closedSlow.set()
                     channel.close(promise: nil)
                 }

@@ -436,6 +436,8 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
                     }
                     self.logger.notice("Every accepted update is in Redis; exiting", metadata: ["EVENT": "stop"])
                     self.logSnapshot()
+                    // Nothing more to write: a Redis that goes away while the streams close is not an error.
+                    writer.stop()
                     self.exitAfterStreams()
                 }
             }

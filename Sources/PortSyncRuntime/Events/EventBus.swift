@@ -163,6 +163,13 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         }
     }
 
+    /// Why `id` was closed by the bus (`slow`, `shutdown`), without taking its events; `nil` while it is open.
+    public func closeReason(_ id: EventBusState.SubscriberID) async -> String? {
+        await withCheckedContinuation { result in
+            self.queue.async { result.resume(returning: self.closeReasons[id]) }
+        }
+    }
+
     /// The client went away.
     public func unsubscribe(_ id: EventBusState.SubscriberID) {
         self.queue.async {
