@@ -36,6 +36,11 @@ latency=""
 for _ in $(seq "$runs"); do
     latency+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles "${BENCH_TOGGLES:-400}")$'\n'
 done
+clients=""
+for _ in $(seq "$runs"); do
+    clients+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles 200 \
+        --clients "${BENCH_CLIENTS:-1000}")$'\n'
+done
 storm=""
 for _ in $(seq "$runs"); do
     storm+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles 200 --storm)$'\n'
@@ -54,7 +59,7 @@ for run in $(seq "$runs"); do
         exit 1
     fi
 done
-python3 - "$decoder" "$latency" "$startup" "$storm" "$writer" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
+python3 - "$decoder" "$latency" "$startup" "$storm" "$writer" "$clients" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
 import json, statistics, sys, platform, os
 decoder = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 latency = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
@@ -65,7 +70,8 @@ for run in writer:
     run["sync_hset_per_s"] = run["sync"]["writer_hset_per_s"]
     run["async_hset_per_s"] = run["async"]["writer_hset_per_s"]
     run["ratio"] = run["sync_hset_per_s"] / run["reference_hset_per_s"] if run["reference_hset_per_s"] else 0
-del sys.argv[4:6]
+clients = [json.loads(l) for l in sys.argv[6].splitlines() if l.strip()]
+del sys.argv[4:7]
 def stage_medians(path):
     # JMH export of one run: each iteration is 1000 messages, so µs per iteration are ns per message and
     # allocations per iteration are thousandths of allocations per message.
@@ -91,6 +97,12 @@ table = [
     ("kernel → STATE_DB (daemon latency) p99, µs", med(latency, "daemon_latency_p99_us")),
     ("ip command → STATE_DB (end to end) p50, µs", med(latency, "end_to_end_p50_us")),
     ("ip command → STATE_DB (end to end) p99, µs", med(latency, "end_to_end_p99_us")),
+    ("with %d stream clients: bus → socket p50, µs" % clients[0]["readers"], med(clients, "bus_to_socket_p50_us")),
+    ("with %d stream clients: bus → socket p99, µs" % clients[0]["readers"], med(clients, "bus_to_socket_p99_us")),
+    ("with them: kernel → STATE_DB p99, µs", med(clients, "daemon_latency_p99_us")),
+    ("kernel → STATE_DB p99 with / without clients", med(clients, "daemon_latency_p99_us")
+     / med(latency, "daemon_latency_p99_us")),
+    ("clients that never read, cut as slow (of 10)", med(clients, "closed_slow")),
     ("during a storm: storm link changes/s", med(storm, "storm_changes_per_s")),
     ("during a storm: kernel → STATE_DB p50, µs", med(storm, "daemon_latency_p50_us")),
     ("during a storm: kernel → STATE_DB p99, µs", med(storm, "daemon_latency_p99_us")),
@@ -113,7 +125,7 @@ print(f"{'measure (median of %d runs)' % len(latency):<48} {'value':>10}")
 for name, value in table:
     print(f"{name:<48} {value:>10.3f}" if value < 10 else f"{name:<48} {value:>10.1f}")
 result = {"runs": len(latency), "cpus": os.cpu_count(), "kernel": platform.release(),
-          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline, "redis_writer": writer}}
+          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline, "redis_writer": writer, "clients": clients}}
 with open(".bench/latest.json", "w") as f:
     json.dump(result, f, indent=2)
 print("written to .bench/latest.json")

@@ -23,6 +23,9 @@ import time
 parser = argparse.ArgumentParser()
 parser.add_argument("--bin", required=True)
 parser.add_argument("--toggles", type=int, default=400)
+parser.add_argument("--clients", type=int, default=0,
+                    help="measure with this many stream clients connected (half SSE, half WebSocket) plus 10 that "
+                         "never read (scripts/stream_clients.py); adds their bus → socket latency to the output")
 parser.add_argument("--storm", action="store_true",
                     help="measure while 32 other ports flap as fast as the kernel takes it (a second ip -batch)")
 args = parser.parse_args()
@@ -144,7 +147,8 @@ def main():
     with open(os.path.join(work, "database_config.json"), "w") as f:
         json.dump(db, f)
     with open(os.path.join(work, "portsyncd.conf"), "w") as f:
-        f.write(f'[redis]\ndatabase_config = "{work}/database_config.json"\n[log]\nlevel = "warning"\n')
+        f.write(f'[redis]\ndatabase_config = "{work}/database_config.json"\n[log]\nlevel = "warning"\n'
+                f'[http]\nport = 9470\nmax_clients = {max(256, args.clients + 20)}\n')
     control = Redis(sock_path)
     control.call("SELECT", 4)
     for i in range(64):
@@ -179,6 +183,16 @@ def main():
                 return time.monotonic_ns()
 
     wait_keyspace()
+    clients = None
+    if args.clients:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        clients = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, os.path.join(os.path.dirname(__file__), "stream_clients.py"),
+             "--port", "9470", "--clients", str(args.clients)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        procs.append(clients)
+        if clients.stdout.readline().strip() != "ready":
+            sys.exit("the stream clients did not connect")
     storm_stop = None
     storm_count = [0]
     if args.storm:
@@ -235,7 +249,13 @@ def main():
         storm_stop.set()
         storm_thread.join()
         storm_rate = round(storm_count[0] / (time.monotonic() - storm_started))
+    streams = {}
+    if clients is not None:
+        clients.stdin.write("stop\n")
+        clients.stdin.flush()
+        streams = json.loads(clients.stdout.readline())
     print(json.dumps({
+        **streams,
         "toggles": args.toggles,
         "storm_changes_per_s": storm_rate,
         "daemon_latency_p50_us": round(percentile(daemon, 0.50), 1),
