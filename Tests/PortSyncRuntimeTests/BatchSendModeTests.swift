@@ -131,6 +131,7 @@ struct BatchSendModeTests {
         let ports = (0..<6).map { "Ethernet\($0 * 4)" }
         for mode in BatchSendMode.allCases {
             let rig = try Rig(mode: mode, ports: ports, window: 1)
+            defer { rig.server.kill() }  // the rig's closures keep it alive: stop its redis-server explicitly
             // Every port seen once (a first sighting is a state change: high).
             rig.queue.sync { rig.process(ports.flatMap { Self.newLink($0, operUp: true, mtu: 9100) }) }
             try rig.waitIdle()
@@ -163,6 +164,7 @@ struct BatchSendModeTests {
     func retryKeepsPortOrder(mode: BatchSendMode) throws {
         let port = "Ethernet0"
         let rig = try Rig(mode: mode, ports: [port], window: 4, retries: 3, retryDelayUs: 20_000)
+        defer { rig.server.kill() }
         let monitor = try RedisMonitor(socketPath: rig.server.socketPath)
         rig.queue.sync { rig.process(Self.newLink(port, operUp: true, mtu: 1300)) }
         try rig.waitIdle()
@@ -202,6 +204,7 @@ struct BatchSendModeTests {
         let ports = (0..<64).map { "Ethernet\($0 * 4)" }
         let rounds = 40
         let rig = try Rig(mode: mode, ports: ports, window: 16, retries: 100, retryDelayUs: 200)
+        defer { rig.server.kill() }
         let monitor = try RedisMonitor(socketPath: rig.server.socketPath)
         let broken = ports.enumerated().filter { $0.offset % 4 == 0 }.map { "PORT_TABLE|\($0.element)" }
         _ = try rig.client.pipeline([RedisCommand("SELECT", "6")] + broken.map { RedisCommand("SET", $0, "x") })
