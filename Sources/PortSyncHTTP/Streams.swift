@@ -93,10 +93,9 @@ extension HTTPServer {
         let subscription = await bus.subscribe(filter: filter, lastEventID: Self.lastEventID(request))
         let settings = self.settings
         let clients = self.clients
-        let headers: HTTPFields = [
-            .contentType: "text/event-stream", .cacheControl: "no-cache",
-            HTTPField.Name("X-Accel-Buffering")!: "no",
-        ]
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+        // Tells a reverse proxy (nginx) not to buffer the stream.
+        if let name = HTTPField.Name("X-Accel-Buffering") { headers[name] = "no" }
         let closedSlow = Flag()
         let body = ResponseBody { writer in
             var reason = "client"

@@ -35,12 +35,11 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     /// Workers built outside this module (the HTTP API), given this daemon to query.
     private let extraWorkers: (Daemon) -> [any SupervisedWorker]
 
-    // Set once in `run()`, before any queue runs; used from any queue afterwards.
-    private var supervisor: Supervisor!
-    private var telemetry: TelemetryWorker!
-    private var configWorker: ConfigWorker!
-    private var analytics: AnalyticsWorker!
-    private var thresholds: ThresholdWorker!
+    private let supervisor: Supervisor
+    private let telemetry: TelemetryWorker
+    private let configWorker: ConfigWorker
+    private let analytics: AnalyticsWorker
+    private let thresholds: ThresholdWorker
 
     /// Workers to wind down before exit (set once in `run()`).
     private var drainable: [any DrainableWorker] = []
@@ -77,34 +76,49 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.logLevel = logLevel
         self.logger = logger
         self.startupDelayMs = config.redis.reconnectInitialMs
+        // The workers call back into this daemon through `owner`, set once construction is over.
+        let owner = Owner()
+        let notifier = self.notifier
+        let portQueue = self.portQueue
+        self.supervisor = Supervisor(
+            settings: SupervisorSettings(config.supervisor), notifier: notifier, logger: logger,
+            escalate: { reason in
+                guard let daemon = owner.daemon else { exit(1) }
+                daemon.fatal(reason)
+            },
+            onChange: { owner.daemon?.telemetry.refresh() })
+        let telemetry = TelemetryWorker(
+            portQueue: portQueue, config: config, notifier: notifier, logger: logger,
+            gather: { owner.daemon?.portPathReport() ?? DaemonReport() })
+        telemetry.attach(self.supervisor)
+        self.telemetry = telemetry
+        self.configWorker = ConfigWorker(
+            path: configPath, config: config, notifier: notifier, logger: logger,
+            apply: { old, new in owner.daemon?.apply(old: old, new: new) },
+            reported: { reload in telemetry.reloaded(reload) })
+        let thresholds = ThresholdWorker(config: config, logger: logger) { thresholds in
+            portQueue.async { owner.daemon?.monitor?.pipeline.adaptiveThresholds = thresholds }
+        }
+        self.thresholds = thresholds
+        self.analytics = AnalyticsWorker(
+            portQueue: portQueue, config: config,
+            sample: { owner.daemon?.portPathSample() ?? Daemon.emptySample() },
+            publish: { figures in
+                telemetry.analyticsUpdated(figures)
+                thresholds.consider(figures)
+            })
+        owner.daemon = self
+    }
+
+    /// How the workers, built in `init`, reach the daemon.
+    private final class Owner: @unchecked Sendable {
+        weak var daemon: Daemon?
     }
 
     /// Runs the daemon; never returns.
     public func run() -> Never {
         signal(SIGPIPE, SIG_IGN)  // hiredis writes to a socket that Redis may have closed
         for stray in [SIGUSR1, SIGUSR2] { signal(stray, SIG_IGN) }
-        let config = self.startConfig
-        self.supervisor = Supervisor(
-            settings: SupervisorSettings(config.supervisor), notifier: self.notifier, logger: self.logger,
-            escalate: { [self] reason in self.fatal(reason) },
-            onChange: { [self] in self.telemetry.refresh() })
-        self.telemetry = TelemetryWorker(
-            portQueue: self.portQueue, config: config, notifier: self.notifier, logger: self.logger,
-            gather: { [self] in self.portPathReport() })
-        self.telemetry.attach(self.supervisor)
-        self.configWorker = ConfigWorker(
-            path: self.configPath, config: config, notifier: self.notifier, logger: self.logger,
-            apply: { [self] old, new in self.apply(old: old, new: new) },
-            reported: { [self] reload in self.telemetry.reloaded(reload) })
-        self.thresholds = ThresholdWorker(config: config, logger: self.logger) { [self] thresholds in
-            self.portQueue.async { self.monitor?.pipeline.adaptiveThresholds = thresholds }
-        }
-        self.analytics = AnalyticsWorker(
-            portQueue: self.portQueue, config: config, sample: { [self] in self.portPathSample() },
-            publish: { [self] figures in
-                self.telemetry.analyticsUpdated(figures)
-                self.thresholds.consider(figures)
-            })
         self.telemetry.onWorkerChanged = { [events] status in events.publish(.workerState(status)) }
         self.configWorker.onReload = { [events] outcome in events.publish(.configReloaded(outcome)) }
         self.installSignalHandlers()
@@ -332,14 +346,17 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         return report
     }
 
+    /// A sample before the port path exists.
+    static func emptySample() -> PortPathSample {
+        PortPathSample(
+            takenAtMicros: MonotonicClock.nowMicroseconds(), eventsAccepted: 0, dropped: 0,
+            handoffWait: LatencyHistogram(), writerLatency: LatencyHistogram())
+    }
+
     /// What the analytics worker folds in. Port queue only.
     private func portPathSample() -> PortPathSample {
         dispatchPrecondition(condition: .onQueue(self.portQueue))
-        guard let writer = self.writer, let pipeline = self.monitor?.pipeline else {
-            return PortPathSample(
-                takenAtMicros: MonotonicClock.nowMicroseconds(), eventsAccepted: 0, dropped: 0,
-                handoffWait: LatencyHistogram(), writerLatency: LatencyHistogram())
-        }
+        guard let writer = self.writer, let pipeline = self.monitor?.pipeline else { return Self.emptySample() }
         return PortPathSample(
             takenAtMicros: MonotonicClock.nowMicroseconds(), eventsAccepted: pipeline.messages.candidatesSent,
             dropped: pipeline.snapshot().handoff.droppedTotal, handoffWait: pipeline.handoffWait,
