@@ -28,13 +28,14 @@ struct PortStateWriterTests {
         return result
     }
 
-    private func makeWriter(_ server: RedisServer, queue: DispatchQueue, waiting: Set<String>) throws -> PortStateWriter
-    {
+    private func makeWriter(
+        _ server: RedisServer, queue: DispatchQueue, waiting: Set<String>, reconnectMs: (Int, Int) = (10, 50)
+    ) throws -> PortStateWriter {
         let client = try RedisBlockingClient(unixSocket: server.socketPath, timeoutMs: 5000)
         let startup = SonicStartup(client: client, schema: self.schema, logger: Logger(label: "test"))
         return PortStateWriter(
             queue: queue, schema: self.schema, socketPath: server.socketPath, scripts: try startup.loadScripts(),
-            state: PortSyncState(waiting: waiting), reconnectInitialMs: 10, reconnectMaxMs: 50,
+            state: PortSyncState(waiting: waiting), reconnectInitialMs: reconnectMs.0, reconnectMaxMs: reconnectMs.1,
             logger: Logger(label: "test"))
     }
 
@@ -68,7 +69,9 @@ struct PortStateWriterTests {
         let ports = (0..<16).map { "Ethernet\($0 * 4)" }
         try self.seedApplDB(server, ports: ports)
         let queue = DispatchQueue(label: "test.port")
-        let writer = try self.makeWriter(server, queue: queue, waiting: Set(ports))
+        // Reconnecting no sooner than 300 ms after the loss: the test restarts redis-server and seeds APPL_DB (what
+        // orchagent does after a database restart) well within that, so the writer never meets an empty APPL_DB.
+        let writer = try self.makeWriter(server, queue: queue, waiting: Set(ports), reconnectMs: (300, 1000))
         let _: Bool = try onQueue(queue) { done in
             writer.start()
             for port in ports {
