@@ -69,9 +69,9 @@ struct PortStateWriterTests {
         let ports = (0..<16).map { "Ethernet\($0 * 4)" }
         try self.seedApplDB(server, ports: ports)
         let queue = DispatchQueue(label: "test.port")
-        // Reconnecting no sooner than 300 ms after the loss: the test restarts redis-server and seeds APPL_DB (what
+        // Reconnecting no sooner than 2 s after the loss: the test restarts redis-server and seeds APPL_DB (what
         // orchagent does after a database restart) well within that, so the writer never meets an empty APPL_DB.
-        let writer = try self.makeWriter(server, queue: queue, waiting: Set(ports), reconnectMs: (300, 1000))
+        let writer = try self.makeWriter(server, queue: queue, waiting: Set(ports), reconnectMs: (2000, 4000))
         let _: Bool = try onQueue(queue) { done in
             writer.start()
             for port in ports {
