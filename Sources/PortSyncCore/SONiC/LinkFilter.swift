@@ -12,7 +12,7 @@ public struct LinkFilter: Sendable, Hashable {
 
     public func classify(_ message: LinkMessage) -> LinkVerdict {
         guard let name = message.name else { return .ignore(.noName) }
-        guard name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel") else { return .ignore(.notAPort) }
+        guard Self.isPortName(name) else { return .ignore(.notAPort) }
         if let reason = ValidateStage.sonicIgnoreReason(message) { return .ignore(reason) }
         if self.oldInterfaces.contains(message.ifindex) { return .ignore(.oldInterface) }
         guard Self.isSafeKeyPart(name) else { return .reject(.unsafeName) }
@@ -21,6 +21,17 @@ public struct LinkFilter: Sendable, Hashable {
         case .newLink: return .accept(.state(port: port, PortOperState(message)))
         case .delLink: return .accept(.deleted(port: port))
         }
+    }
+
+    /// Statement 14: only `Ethernet*` and `PortChannel*` interfaces are ports (the prefilter applies the same rule
+    /// to the raw attribute bytes).
+    public static func isPortName(_ name: InterfaceName) -> Bool {
+        name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel")
+    }
+
+    /// `isPortName` for a name already made a `String` (Redis keys).
+    public static func isPortName(_ name: String) -> Bool {
+        name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel")
     }
 
     /// Whether a name can be used as a Redis key part as it is: ASCII letters, digits, `.`, `_` and `-` only.

@@ -132,7 +132,7 @@ struct SonicStartup {
         let stale = keyItems.compactMap(\.string).compactMap { key -> String? in
             guard key.hasPrefix(prefix) else { return nil }
             let name = String(key.dropFirst(prefix.count))
-            guard name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel"), !kernel.contains(name) else {
+            guard LinkFilter.isPortName(name), !kernel.contains(name) else {
                 return nil
             }
             return name

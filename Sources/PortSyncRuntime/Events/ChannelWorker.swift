@@ -1,7 +1,6 @@
 public import Dispatch
 public import Logging
 public import PortSyncCore
-import Synchronization
 
 /// The channel pipelines as an important worker on their own queue: the link channel (deduplicated, with source
 /// context), port health (damping) and counter bars, with the alert monitors, publishing to the event bus.
@@ -20,14 +19,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
         case deleted(port: String, ifindex: Int32, trace: UInt64)
     }
 
-    private struct Intake: ~Copyable {
-        var inputs: [Input] = []
-        var capacity: Int
-        var dropped: UInt64 = 0
-        var scheduled = false
-    }
-
-    private let intake: Mutex<Intake>
+    private let intake: BoundedIntake<Input>
     private let bus: EventBus
     private let logger: Logger
     private let clock: @Sendable () -> UInt64
@@ -45,7 +37,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
     ) {
         self.channels = PortChannels(settings: settings)
         self.statsIntervalMs = statsIntervalMs
-        self.intake = Mutex(Intake(capacity: capacity))
+        self.intake = BoundedIntake(capacities: [capacity])
         self.bus = bus
         self.logger = logger
         self.clock = clock
@@ -72,16 +64,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
 
     /// From the port path: never waits.
     func offer(_ input: Input) {
-        let wake = self.intake.withLock { intake -> Bool in
-            guard intake.inputs.count < intake.capacity else {
-                intake.dropped += 1
-                return false
-            }
-            intake.inputs.append(input)
-            let wake = !intake.scheduled
-            intake.scheduled = true
-            return wake
-        }
+        let (_, wake) = self.intake.offer(input)
         if wake { self.queue.async { self.drain() } }
     }
 
@@ -91,7 +74,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
     }
 
     /// Inputs dropped because the channels' intake was full.
-    public var droppedInputs: UInt64 { self.intake.withLock { $0.dropped } }
+    public var droppedInputs: UInt64 { self.intake.counts.dropped[0] }
 
     /// The last bars of a port for an interval (for `/v1/ports/{name}/bars`).
     public func bars(port: String, intervalMicros: UInt64) async -> [CounterBar] {
@@ -110,12 +93,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
     }
 
     private func drain() {
-        let inputs = self.intake.withLock { intake -> [Input] in
-            let taken = intake.inputs
-            intake.inputs.removeAll(keepingCapacity: true)
-            intake.scheduled = false
-            return taken
-        }
+        let inputs = self.intake.takeAll()[0]
         let now = self.clock()
         var outputs: [ChannelOutput] = []
         for input in inputs {
@@ -148,7 +126,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
         for datagram in datagrams {
             for item in NetlinkDecoder.decode(datagram) {
                 guard case .link(let message) = item, let name = message.name, let stats = message.stats,
-                    name.hasPrefix("Ethernet") || name.hasPrefix("PortChannel"), LinkFilter.isSafeKeyPart(name)
+                    LinkFilter.isPortName(name), LinkFilter.isSafeKeyPart(name)
                 else { continue }
                 outputs += self.channels.stats(port: name.string, ifindex: message.ifindex, stats: stats, now: now)
             }

@@ -145,12 +145,9 @@ public final class Supervisor: @unchecked Sendable {
             self.lastCheck = MonotonicClock.nowMicroseconds()
             self.scheduleChecks()
             if let usec = self.notifier.watchdogMicroseconds {
-                let timer = DispatchSource.makeTimerSource(queue: self.queue)
-                let interval = DispatchTimeInterval.microseconds(Int(usec / 2))
-                timer.schedule(deadline: .now() + interval, repeating: interval)
-                timer.setEventHandler { [unowned self] in self.watchdogTick() }
-                self.watchdogTimer = timer
-                timer.resume()
+                self.watchdogTimer = DispatchSource.repeating(
+                    on: self.queue, every: .microseconds(Int(usec / 2)), leeway: .nanoseconds(0)
+                ) { [unowned self] in self.watchdogTick() }
             }
         }
     }
@@ -233,12 +230,10 @@ public final class Supervisor: @unchecked Sendable {
     private func startHeartbeat(_ index: Int) {
         self.entries[index].heartbeat?.cancel()
         guard let context = self.entries[index].context else { return }
-        let timer = DispatchSource.makeTimerSource(queue: self.entries[index].worker.queue)
-        let interval = DispatchTimeInterval.microseconds(Int(self.settings.heartbeatIntervalMicros))
-        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(10))
-        timer.setEventHandler { context.beat() }
-        self.entries[index].heartbeat = timer
-        timer.resume()
+        self.entries[index].heartbeat = DispatchSource.repeating(
+            on: self.entries[index].worker.queue,
+            every: .microseconds(Int(self.settings.heartbeatIntervalMicros)), leeway: .milliseconds(10)
+        ) { context.beat() }
     }
 
     private func failed(_ index: Int, reason: String, generation: Int) {
@@ -291,12 +286,10 @@ public final class Supervisor: @unchecked Sendable {
     private func scheduleChecks() {
         self.checkTimer?.cancel()
         guard !self.stopping else { return }
-        let timer = DispatchSource.makeTimerSource(queue: self.queue)
-        let interval = DispatchTimeInterval.microseconds(Int(max(self.settings.heartbeatIntervalMicros / 2, 1000)))
-        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(10))
-        timer.setEventHandler { [unowned self] in self.checkStalls() }
-        self.checkTimer = timer
-        timer.resume()
+        self.checkTimer = DispatchSource.repeating(
+            on: self.queue, every: .microseconds(Int(max(self.settings.heartbeatIntervalMicros / 2, 1000))),
+            leeway: .milliseconds(10)
+        ) { [unowned self] in self.checkStalls() }
     }
 
     private func checkStalls() {
