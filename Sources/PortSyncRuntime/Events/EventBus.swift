@@ -1,7 +1,6 @@
 public import Dispatch
 import Glibc
 public import PortSyncCore
-import Synchronization
 
 /// The event bus, an important worker on its own queue: publishers anywhere (the port path first of all) hand it
 /// events without waiting; stream clients subscribe and read at their own pace.
@@ -23,14 +22,9 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         public init() {}
     }
 
-    private struct Intake: ~Copyable {
-        var buffers: [[(BusEventData, String?, BusPriority, Int64)]] = [[], [], []]
-        var capacities: [Int]
-        var counters = IntakeCounters()
-        var drainScheduled = false
-    }
-
-    private let intake: Mutex<Intake>
+    private typealias Pending = (data: BusEventData, port: String?, priority: BusPriority, time: Int64)
+    /// One lane per priority, high first.
+    private let intake: BoundedIntake<Pending>
     private let clock: @Sendable () -> Int64
 
     // Bus queue only.
@@ -46,7 +40,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         epoch: String, capacities: (high: Int, medium: Int, low: Int), replayCapacity: Int, clientBufferCapacity: Int,
         clock: @escaping @Sendable () -> Int64 = EventBus.unixMillis
     ) {
-        self.intake = Mutex(Intake(capacities: [capacities.high, capacities.medium, capacities.low]))
+        self.intake = BoundedIntake(capacities: [capacities.high, capacities.medium, capacities.low])
         self.state = EventBusState(
             epoch: epoch, replayCapacity: replayCapacity, clientBufferCapacity: clientBufferCapacity)
         self.clock = clock
@@ -84,22 +78,20 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         let priority = priority ?? data.priority
         let lane = Self.lane(priority)
         let now = self.clock()
-        let (accepted, wake) = self.intake.withLock { intake -> (Bool, Bool) in
-            guard intake.buffers[lane].count < intake.capacities[lane] else {
-                intake.counters.dropped[priority.rawValue, default: 0] += 1
-                return (false, false)
-            }
-            intake.buffers[lane].append((data, port, priority, now))
-            intake.counters.accepted += 1
-            let wake = !intake.drainScheduled
-            intake.drainScheduled = true
-            return (true, wake)
-        }
+        let (accepted, wake) = self.intake.offer((data, port, priority, now), lane: lane)
         if wake { self.queue.async { self.drain() } }
         return accepted
     }
 
-    public var intakeCounters: IntakeCounters { self.intake.withLock { $0.counters } }
+    public var intakeCounters: IntakeCounters {
+        let counts = self.intake.counts
+        var counters = IntakeCounters()
+        counters.accepted = counts.accepted
+        for (priority, dropped) in zip(BusPriority.allCases, counts.dropped) where dropped > 0 {
+            counters.dropped[priority.rawValue] = dropped
+        }
+        return counters
+    }
 
     private static func lane(_ priority: BusPriority) -> Int {
         switch priority {
@@ -111,12 +103,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
 
     private func drain() {
         dispatchPrecondition(condition: .onQueue(self.queue))
-        let batches = self.intake.withLock { intake -> [[(BusEventData, String?, BusPriority, Int64)]] in
-            let taken = intake.buffers
-            for lane in intake.buffers.indices { intake.buffers[lane].removeAll(keepingCapacity: true) }
-            intake.drainScheduled = false
-            return taken
-        }
+        let batches = self.intake.takeAll()
         var rung: Set<EventBusState.SubscriberID> = []
         for batch in batches {
             for (data, port, priority, time) in batch {
