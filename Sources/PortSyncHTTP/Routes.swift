@@ -59,6 +59,31 @@ extension HTTPServer {
             }
             return try Self.json(port)
         }
+        router.get("/v1/ports/:name/bars") { [daemon, clients] request, context in
+            let name = context.parameters.get("name") ?? ""
+            let intervals = await daemon.channels.barIntervals()
+            var interval = intervals.first ?? 0
+            if let text = request.uri.queryParameters.get("interval_ms") {
+                guard let ms = UInt64(text), intervals.contains(ms * 1000) else {
+                    clients.badRequest("bad_filter")
+                    throw HTTPError(
+                        .badRequest,
+                        message: "interval_ms must be one of the configured bar lengths: "
+                            + intervals.map { String($0 / 1000) }.joined(separator: ", "))
+                }
+                interval = ms * 1000
+            }
+            guard let bars = await daemon.channels.bars(port: name, intervalMicros: interval) else {
+                clients.badRequest("unknown_port")
+                throw HTTPError(.notFound, message: "no counters for port \"\(EventFilter.printableName(name))\"")
+            }
+            return try Self.json(
+                BarsAnswer(port: name, intervalMs: interval / 1000, bars: bars.map(BusEventData.Bar.init)))
+        }
+        router.get("/v1/alerts") { [daemon] _, _ in
+            try Self.json(AlertsAnswer(active: await daemon.channels.activeAlerts()))
+        }
+        router.get("/v1/channels") { [daemon] _, _ in try Self.json(await daemon.channels.figures()) }
         router.get("/v1/stats") { [daemon] _, _ in
             let report = await daemon.report()
             return try Self.json(report.pipeline ?? PipelineSnapshot())
@@ -82,6 +107,7 @@ extension HTTPServer {
                 bus: bus.counters, intake: bus.intake
             ).metrics()
             text += PortMetrics.text(await daemon.ports())
+            text += ChannelMetrics.text(await daemon.channels.figures(), alerts: await daemon.channels.activeAlerts())
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -151,6 +177,78 @@ extension BearerTokenMiddleware {
 struct TraceAnswer: Encodable {
     let trace: UInt64
     let events: [StageEvent]
+}
+
+/// `/v1/ports/{name}/bars`: a port's closed bars of one length, oldest first.
+struct BarsAnswer: Encodable {
+    let port: String
+    let intervalMs: UInt64
+    let bars: [BusEventData.Bar]
+
+    enum CodingKeys: String, CodingKey {
+        case port, bars
+        case intervalMs = "interval_ms"
+    }
+}
+
+/// `/v1/alerts`: the alerts active now, most severe first.
+struct AlertsAnswer: Encodable {
+    let active: [ActiveAlert]
+
+    init(active: [ActiveAlert]) {
+        self.active = active.sorted { ($1.severity, $0.rule, $0.subject) < ($0.severity, $1.rule, $1.subject) }
+    }
+}
+
+/// The channel shards' metrics: labels are shard indexes (at most `channels.workers`), rule names (from the
+/// file) and severities, never raw input.
+enum ChannelMetrics {
+    static func text(_ figures: ChannelFigures, alerts: [ActiveAlert]) -> String {
+        var lines: [String] = []
+        func family(_ name: String, _ type: String, _ help: String, _ value: (ChannelFigures.Shard) -> Double) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(type)")
+            for shard in figures.shards {
+                lines.append("\(name){shard=\"\(shard.index)\"} \(MetricsExposition.number(value(shard)))")
+            }
+        }
+        family("portsyncd_channel_ports", "gauge", "Ports a channel shard holds.") { Double($0.ports) }
+        family("portsyncd_channel_queue_depth", "gauge", "Inputs waiting in a channel shard's intake.") {
+            Double($0.queueDepth)
+        }
+        family("portsyncd_channel_inputs_total", "counter", "Inputs a channel shard has processed.") {
+            Double($0.processed)
+        }
+        family("portsyncd_channel_inputs_dropped_total", "counter", "Inputs refused by a full channel intake.") {
+            Double($0.dropped)
+        }
+        family(
+            "portsyncd_channel_duplicates_folded_total", "counter",
+            "Identical consecutive kernel messages folded into one link-channel event."
+        ) { Double($0.duplicatesFolded) }
+        family(
+            "portsyncd_channel_latency_p99_seconds", "gauge",
+            "99th percentile of a channel shard's processing latency (intake to published) since start."
+        ) { Double($0.latency.p99) / 1_000_000 }
+        lines.append("# HELP portsyncd_alerts_active Alerts active now, by rule and severity.")
+        lines.append("# TYPE portsyncd_alerts_active gauge")
+        var active: [String: Int] = [:]
+        for alert in alerts { active["\(alert.rule)\u{0}\(alert.severity.rawValue)", default: 0] += 1 }
+        for key in active.keys.sorted() {
+            let parts = key.split(separator: "\u{0}")
+            lines.append("portsyncd_alerts_active{rule=\"\(parts[0])\",severity=\"\(parts[1])\"} \(active[key] ?? 0)")
+        }
+        lines.append("# HELP portsyncd_alert_repeats_suppressed_total Repeats of active alerts suppressed, by rule.")
+        lines.append("# TYPE portsyncd_alert_repeats_suppressed_total counter")
+        var suppressed: [String: UInt64] = [:]
+        for shard in figures.shards {
+            for (rule, count) in shard.suppressed { suppressed[rule, default: 0] += count }
+        }
+        for rule in suppressed.keys.sorted() {
+            lines.append("portsyncd_alert_repeats_suppressed_total{rule=\"\(rule)\"} \(suppressed[rule] ?? 0)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
 }
 
 /// `/v1/health`: live (the process answers and no critical worker is stalled) and ready (synced, Redis up, no

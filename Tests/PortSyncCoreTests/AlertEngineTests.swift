@@ -9,7 +9,7 @@ struct AlertEngineTests {
     @Test("10 flaps in 10 s (60 s cooldown): one alert_raised; 100 repeats: suppressed; 60 s quiet: one cleared")
     func flapStorm() {
         let rule = AlertRule(
-            name: "port_flapping", metric: "flap_rate", severity: .major, raiseAt: 10, clearBelow: 5,
+            name: "port_flapping", condition: .flapRate, severity: .major, raiseAt: 10, clearBelow: 5,
             cooldownMicros: 60 * Self.second)
         var engine = AlertEngine(rules: [rule])
         var window = SlidingWindowCounter(windowMicros: 10 * Self.second)
@@ -50,7 +50,7 @@ struct AlertEngineTests {
     @Test("`for`: the value must hold for the duration before the alert is raised; a dip restarts it")
     func forDuration() {
         var engine = AlertEngine(rules: [
-            AlertRule(name: "down", metric: "oper_down", severity: .warning, raiseAt: 1, forMicros: 30 * Self.second)
+            AlertRule(name: "down", condition: .operDown, severity: .warning, raiseAt: 1, forMicros: 30 * Self.second)
         ])
         #expect(engine.observe(rule: "down", subject: "Ethernet4", value: 1, now: 0) == nil)
         #expect(engine.observe(rule: "down", subject: "Ethernet4", value: 0, now: 20 * Self.second) == nil)
@@ -61,7 +61,7 @@ struct AlertEngineTests {
 
     @Test("Hysteresis: a value between clear and raise neither raises nor clears; removed rules clear their alerts")
     func hysteresisAndReload() {
-        let rule = AlertRule(name: "errors", metric: "error_rate", severity: .critical, raiseAt: 100, clearBelow: 10)
+        let rule = AlertRule(name: "errors", condition: .errorRate, severity: .critical, raiseAt: 100, clearBelow: 10)
         var engine = AlertEngine(rules: [rule])
         #expect(engine.observe(rule: "errors", subject: "Ethernet8", value: 150, now: 0)?.kind == .raised)
         #expect(engine.observe(rule: "errors", subject: "Ethernet8", value: 50, now: 1) == nil)

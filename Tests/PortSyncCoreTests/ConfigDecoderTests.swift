@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 63)
+        #expect(schema.count == 65)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -100,10 +100,11 @@ struct ConfigDecoderTests {
             reuse_threshold = 1
             decay_half_life_ms = 1000
             max_suppress_ms = 86400000
-            bar_interval_ms = 1000
+            bar_intervals_ms = [1000, 60000]
             bar_history = 100000
             stats_interval_ms = 0
             intake_capacity = 16
+            workers = 64
 
             [alerts]
             flap_raise = 1000000
@@ -113,6 +114,22 @@ struct ConfigDecoderTests {
             flap_severity = "critical"
             port_down_after_ms = 86400000
             port_down_severity = "info"
+
+            [[alerts.rules]]
+            name = "rx_errors"
+            condition = "error_rate"
+            severity = "critical"
+            raise = 100
+            clear = 2.5
+            for_ms = 5000
+            cooldown_ms = 30000
+            auto_resolve = false
+
+            [[alerts.rules]]
+            name = "busy"
+            condition = "utilisation"
+            raise = 90
+            speed_mbps = 100000
 
             [log]
             level = "trace"
@@ -169,10 +186,17 @@ struct ConfigDecoderTests {
         expected.channels.reuseThreshold = 1
         expected.channels.decayHalfLifeMs = 1000
         expected.channels.maxSuppressMs = 86_400_000
-        expected.channels.barIntervalMs = 1000
+        expected.channels.barIntervalsMs = [1000, 60000]
         expected.channels.barHistory = 100_000
         expected.channels.statsIntervalMs = 0
         expected.channels.intakeCapacity = 16
+        expected.channels.workers = 64
+        expected.alerts.rules = [
+            AlertRule(
+                name: "rx_errors", condition: .errorRate, severity: .critical, raiseAt: 100, clearBelow: 2.5,
+                forMicros: 5_000_000, cooldownMicros: 30_000_000, autoResolve: false),
+            AlertRule(name: "busy", condition: .utilisation, severity: .warning, raiseAt: 90, speedMbps: 100_000),
+        ]
         expected.alerts.flapRaise = 1_000_000
         expected.alerts.flapClear = 0
         expected.alerts.flapWindowMs = 1000
@@ -337,6 +361,70 @@ struct ConfigDecoderTests {
             column: 1,
             message: "unknown key \"level\" in [daemon] (known: graceful_shutdown_timeout_ms, status_interval_ms, "
                 + "config_check_interval_ms)"),
+        .init(
+            label: "a bar length out of range", text: "[channels]\nbar_intervals_ms = [10000, 999]\n", line: 2,
+            column: 1, message: "channels.bar_intervals_ms: 999 is out of range 1000...86400000"),
+        .init(
+            label: "a bar length twice", text: "[channels]\nbar_intervals_ms = [10000, 10000]\n", line: 2, column: 1,
+            message: "channels.bar_intervals_ms: 10000 is listed twice"),
+        .init(
+            label: "no bar length", text: "[channels]\nbar_intervals_ms = []\n", line: 2, column: 1,
+            message: "channels.bar_intervals_ms must list 1 to 8 values"),
+        .init(
+            label: "a rule with an unknown condition, at its own header",
+            text:
+                "[[alerts.rules]]\nname = \"a\"\ncondition = \"flaps\"\nraise = 1\n\n  [[alerts.rules]]\nname = \"b\"\n",
+            line: 1, column: 1,
+            message:
+                "alerts.rules[0]: rule \"a\": condition \"flaps\" is not one of flap_rate, damped, oper_down, error_rate, utilisation, queue_depth, latency"
+        ),
+        .init(
+            label: "the second rule without raise",
+            text:
+                "[[alerts.rules]]\nname = \"a\"\ncondition = \"damped\"\n\n  [[alerts.rules]]\nname = \"b\"\ncondition = \"oper_down\"\n",
+            line: 5, column: 3, message: "alerts.rules[1]: rule \"b\": raise is required"),
+        .init(
+            label: "two rules of one name",
+            text:
+                "[alerts]\nrules = [{ name = \"a\", condition = \"damped\" }, { name = \"a\", condition = \"damped\" }]\n",
+            line: 2, column: 1, message: "alerts.rules[1]: rule \"a\" is defined twice"),
+        .init(
+            label: "a built-in rule's name",
+            text: "[alerts]\nrules = [{ name = \"port_down\", condition = \"oper_down\", raise = 5 }]\n", line: 2,
+            column: 1,
+            message: "alerts.rules[0]: \"port_down\" is a built-in rule: set it with the flap_* or port_down_* keys"),
+        .init(
+            label: "a rule name with capitals",
+            text: "[alerts]\nrules = [{ name = \"Busy\", condition = \"damped\" }]\n", line: 2, column: 1,
+            message:
+                "alerts.rules[0]: name must be 1 to 64 of a-z, 0-9 and _, starting with a letter (got \"Busy\")"),
+        .init(
+            label: "utilisation without a speed",
+            text: "[alerts]\nrules = [{ name = \"busy\", condition = \"utilisation\", raise = 90 }]\n", line: 2,
+            column: 1,
+            message: "alerts.rules[0]: rule \"busy\": utilisation needs speed_mbps, above 0 and at most 10000000"),
+        .init(
+            label: "a window on a rule that has none",
+            text: "[alerts]\nrules = [{ name = \"e\", condition = \"error_rate\", raise = 9, window_ms = 5000 }]\n",
+            line: 2, column: 1, message: "alerts.rules[0]: rule \"e\": window_ms applies to flap_rate only"),
+        .init(
+            label: "clear above raise",
+            text: "[alerts]\nrules = [{ name = \"e\", condition = \"error_rate\", raise = 9, clear = 10 }]\n",
+            line: 2, column: 1, message: "alerts.rules[0]: rule \"e\": clear (10.0) must not exceed raise (9.0)"),
+        .init(
+            label: "an unknown key in a rule",
+            text: "[alerts]\nrules = [{ name = \"e\", condition = \"damped\", threshold = 3 }]\n", line: 2,
+            column: 1,
+            message:
+                "alerts.rules[0]: unknown key \"threshold\" (known: name, condition, severity, raise, clear, for_ms, cooldown_ms, auto_resolve, window_ms, speed_mbps)"
+        ),
+        .init(
+            label: "rules as a table", text: "[alerts.rules]\nname = \"e\"\n", line: 1, column: 1,
+            message: "alerts.rules must be an array of tables ([[alerts.rules]]), not table"),
+        .init(
+            label: "a negative raise",
+            text: "[alerts]\nrules = [{ name = \"e\", condition = \"error_rate\", raise = -1 }]\n", line: 2,
+            column: 1, message: "alerts.rules[0]: rule \"e\": raise = -1.0 is out of range 0...1e15"),
     ]
 
     @Test("Invalid configurations throw a ConfigError at the exact line and column", arguments: Self.invalid)

@@ -97,3 +97,142 @@ struct PortChannelsTests {
         #expect(bars.compactMap(\.rxBytes).reduce(0, +) == 24_000)
     }
 }
+
+/// The rules an operator writes (`[[alerts.rules]]`), each condition measured where it belongs, and the moves of
+/// ports between channel shards.
+@Suite("PortChannels rules and shards")
+struct PortChannelRulesTests {
+    static let second: UInt64 = 1_000_000
+
+    static func alerts(_ outputs: [ChannelOutput]) -> [AlertChange] {
+        outputs.compactMap { if case .alert(_, let change) = $0 { change } else { nil } }
+    }
+
+    static func settings(_ rules: [AlertRule]) -> ChannelSettings {
+        var settings = ChannelSettings()
+        settings.rules = rules
+        return settings
+    }
+
+    @Test("error_rate: raised from the counters' growth between samples, cleared below clear after the cooldown")
+    func errorRate() {
+        var channels = PortChannels(
+            settings: Self.settings([
+                AlertRule(
+                    name: "rx_errors", condition: .errorRate, severity: .major, raiseAt: 100, clearBelow: 10,
+                    cooldownMicros: 5 * Self.second)
+            ]))
+        var changes: [AlertChange] = []
+        var errors: UInt64 = 0
+        for second in 0..<20 {
+            // 150 errors a second for 5 s, then 1 a second.
+            errors += (1..<6).contains(second) ? 150 : 1
+            changes += Self.alerts(
+                channels.stats(
+                    port: "Ethernet0", ifindex: 3, stats: LinkStatistics(rxErrors: errors),
+                    now: UInt64(second) * Self.second))
+        }
+        #expect(changes.map(\.kind) == [.raised, .cleared])
+        #expect(changes.first?.condition == .errorRate && changes.first?.value == 150)
+        // A counter reset (re-created port) is never a rate.
+        #expect(
+            Self.alerts(
+                channels.stats(port: "Ethernet0", ifindex: 9, stats: LinkStatistics(), now: 30 * Self.second)
+            ).isEmpty)
+    }
+
+    @Test("utilisation: the busier direction's bit rate in percent of speed_mbps")
+    func utilisation() {
+        var channels = PortChannels(
+            settings: Self.settings([
+                AlertRule(name: "busy", condition: .utilisation, severity: .warning, raiseAt: 80, speedMbps: 1)
+            ]))
+        // 1 Mb/s link; 110 000 bytes/s sent = 88 %.
+        _ = channels.stats(port: "Ethernet4", ifindex: 4, stats: LinkStatistics(txBytes: 0), now: 0)
+        let changes = Self.alerts(
+            channels.stats(port: "Ethernet4", ifindex: 4, stats: LinkStatistics(txBytes: 110_000), now: Self.second))
+        #expect(changes.count == 1 && changes[0].kind == .raised && abs(changes[0].value - 88) < 0.001)
+    }
+
+    @Test("damped: raised when damping starts, cleared when it ends; queue_depth measured per shard")
+    func dampedAndChannel() {
+        var channels = PortChannels(
+            settings: Self.settings([
+                AlertRule(name: "damped_port", condition: .damped, severity: .major, raiseAt: 1),
+                AlertRule(name: "backlog", condition: .queueDepth, severity: .critical, raiseAt: 1000, clearBelow: 10),
+            ]))
+        var changes: [AlertChange] = []
+        for n in 0..<6 {
+            let message = LinkMessage(
+                kind: .newLink, ifindex: 7, flags: n % 2 == 0 ? [.up, .running, .lowerUp] : [.up],
+                name: InterfaceName("Ethernet0"), mtu: 9100, carrierChanges: UInt32(n * 2 + (n % 2)))
+            changes += Self.alerts(
+                channels.link(
+                    LinkEvent(trace: UInt64(n), receivedAt: 0, message: message), port: "Ethernet0",
+                    now: UInt64(n) * 100_000))
+        }
+        #expect(changes.map(\.rule) == ["damped_port"] && changes.map(\.kind) == [.raised])
+        changes = Self.alerts(channels.tick(now: 120 * Self.second))
+        #expect(changes.map(\.kind) == [.cleared])
+        let backlog = Self.alerts(
+            channels.channel(subject: "channels/1", queueDepth: 5000, latencyMillis: 0, now: 121 * Self.second))
+        #expect(backlog.map(\.subject) == ["channels/1"] && backlog.map(\.kind) == [.raised])
+        #expect(channels.alerts.active.map(\.subject) == ["channels/1"])
+    }
+
+    @Test("Several bar lengths: each port gets bars of each")
+    func severalIntervals() {
+        var settings = ChannelSettings()
+        settings.barIntervalsMicros = [10 * Self.second, 60 * Self.second]
+        var channels = PortChannels(settings: settings)
+        for second in 0...120 {
+            _ = channels.stats(
+                port: "Ethernet0", ifindex: 3, stats: LinkStatistics(rxBytes: UInt64(second) * 100),
+                now: UInt64(second) * Self.second)
+        }
+        _ = channels.tick(now: 121 * Self.second)
+        let short = channels.bars(port: "Ethernet0", intervalMicros: 10 * Self.second)
+        let long = channels.bars(port: "Ethernet0", intervalMicros: 60 * Self.second)
+        #expect(short.count >= 11 && long.count >= 1)
+        #expect(long.allSatisfy { $0.intervalMicros == 60 * Self.second })
+        // The same traffic, whichever length it is cut into.
+        let start = long.first?.startMicros ?? 0
+        let end = long.last?.endMicros ?? 0
+        let inside = short.filter { $0.startMicros >= start && $0.endMicros <= end }
+        let shortVolume: UInt64 = inside.compactMap(\.rxBytes).reduce(0, +)
+        let longVolume: UInt64 = long.compactMap(\.rxBytes).reduce(0, +)
+        #expect(shortVolume == longVolume && longVolume > 0)
+    }
+
+    @Test("split and absorb move ports with their bars and alerts, and nothing else")
+    func splitAbsorb() {
+        var channels = PortChannels(
+            settings: Self.settings([AlertRule(name: "any_errors", condition: .errorRate, severity: .info, raiseAt: 1)])
+        )
+        for port in ["Ethernet0", "Ethernet4", "Ethernet8"] {
+            _ = channels.stats(port: port, ifindex: 1, stats: LinkStatistics(rxErrors: 0), now: 0)
+            _ = channels.stats(port: port, ifindex: 1, stats: LinkStatistics(rxErrors: 5), now: Self.second)
+        }
+        _ = channels.tick(now: 30 * Self.second)
+        let before = channels.bars(port: "Ethernet4", intervalMicros: 10 * Self.second)
+        #expect(!before.isEmpty && channels.alerts.active.count == 3)
+        let part = channels.split { $0 == "Ethernet4" }
+        #expect(part.portNames == ["Ethernet4"] && channels.portNames == ["Ethernet0", "Ethernet8"])
+        #expect(part.bars(port: "Ethernet4", intervalMicros: 10 * Self.second) == before)
+        #expect(part.alerts.active.map(\.subject) == ["Ethernet4"])
+        #expect(channels.alerts.active.map(\.subject) == ["Ethernet0", "Ethernet8"])
+        channels.absorb(part)
+        #expect(channels.portNames == ["Ethernet0", "Ethernet4", "Ethernet8"] && channels.alerts.active.count == 3)
+    }
+
+    @Test("A deleted port's alerts clear at once")
+    func deletedClears() {
+        var channels = PortChannels(
+            settings: Self.settings([AlertRule(name: "any_errors", condition: .errorRate, severity: .info, raiseAt: 1)])
+        )
+        _ = channels.stats(port: "Ethernet0", ifindex: 1, stats: LinkStatistics(rxErrors: 0), now: 0)
+        _ = channels.stats(port: "Ethernet0", ifindex: 1, stats: LinkStatistics(rxErrors: 5), now: Self.second)
+        let changes = Self.alerts(channels.deleted(port: "Ethernet0", now: 2 * Self.second))
+        #expect(changes.map(\.kind) == [.cleared] && channels.alerts.active.isEmpty)
+    }
+}

@@ -251,7 +251,8 @@ def test_openapi_document_lists_exactly_the_served_paths_and_validates_answers(r
         jsonschema.validate(instance, resolver_doc)
 
     port = api.json("/v1/ports/Ethernet0")
-    concrete = {"/v1/ports/{name}": "/v1/ports/Ethernet0", "/v1/trace/{id}": f"/v1/trace/{port['trace_id']}"}
+    concrete = {"/v1/ports/{name}": "/v1/ports/Ethernet0", "/v1/trace/{id}": f"/v1/trace/{port['trace_id']}",
+                "/v1/ports/{name}/bars": "/v1/ports/Ethernet0/bars"}
     for path in doc["paths"]:
         if path == "/v1/ws/events":
             continue
@@ -267,6 +268,9 @@ def test_openapi_document_lists_exactly_the_served_paths_and_validates_answers(r
     for item in api.json("/v1/ports"):
         validate(item, "Port")
     validate(api.json(f"/v1/trace/{port['trace_id']}"), "Trace")
+    validate(api.json("/v1/alerts"), "Alerts")
+    validate(api.json("/v1/channels"), "Channels")
+    validate(api.json("/v1/ports/Ethernet0/bars"), "Bars")
     stream = api.sse()
     rig.ns.ip("link", "set", "dev", "Ethernet0", "down")
     events = stream.until(lambda e: e[1] == "port_state" and e[2]["data"]["admin"] == "down")

@@ -9,33 +9,61 @@ public enum AlertSeverity: String, Sendable, Hashable, Codable, CaseIterable, Co
     public static func < (lhs: AlertSeverity, rhs: AlertSeverity) -> Bool { lhs.rank < rhs.rank }
 }
 
+/// What a rule measures, and where (a port's channel, or a channel shard itself).
+public enum AlertCondition: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Link-down transitions (from the kernel's carrier-change counter) within the rule's window: the link channel.
+    case flapRate = "flap_rate"
+    /// 1 while the port is damped, else 0: port health.
+    case damped
+    /// Seconds the port has been oper down: the link channel.
+    case operDown = "oper_down"
+    /// Errors and drops per second, received and sent together, between two counter samples: counter bars.
+    case errorRate = "error_rate"
+    /// The busier direction's bit rate between two counter samples, in percent of the rule's link speed.
+    case utilisation
+    /// Inputs waiting in a channel shard's intake (the subject is the shard, `channels/N`).
+    case queueDepth = "queue_depth"
+    /// A channel shard's processing latency p99 over the last second, in milliseconds (subject `channels/N`).
+    case latency
+
+    /// Measured per channel shard rather than per port.
+    public var isChannelLevel: Bool { self == .queueDepth || self == .latency }
+}
+
 /// A channel monitor's rule: raise when a measured value stays at or above `raiseAt` for `forMicros`; clear
 /// (when `autoResolve`) once it has stayed below `clearBelow` (hysteresis: `clearBelow ≤ raiseAt`) for
 /// `cooldownMicros`. Observations at or above `raiseAt` while the alert is active are repeats: suppressed and
 /// counted (flood control), never a second `alert_raised`.
 public struct AlertRule: Sendable, Hashable, Codable {
     public var name: String
-    /// What is measured, for the journal and the event (`flap_rate`, `oper_down_seconds`, `error_rate`, …).
-    public var metric: String
+    /// What is measured.
+    public var condition: AlertCondition
     public var severity: AlertSeverity
     public var raiseAt: Double
     public var clearBelow: Double
     public var forMicros: UInt64
     public var cooldownMicros: UInt64
     public var autoResolve: Bool
+    /// The window of a `flap_rate` rule.
+    public var windowMicros: UInt64
+    /// The link speed a `utilisation` rule divides by, in Mb/s.
+    public var speedMbps: Double
 
     public init(
-        name: String, metric: String, severity: AlertSeverity, raiseAt: Double, clearBelow: Double? = nil,
-        forMicros: UInt64 = 0, cooldownMicros: UInt64 = 0, autoResolve: Bool = true
+        name: String, condition: AlertCondition, severity: AlertSeverity, raiseAt: Double, clearBelow: Double? = nil,
+        forMicros: UInt64 = 0, cooldownMicros: UInt64 = 0, autoResolve: Bool = true,
+        windowMicros: UInt64 = 10_000_000, speedMbps: Double = 0
     ) {
         self.name = name
-        self.metric = metric
+        self.condition = condition
         self.severity = severity
         self.raiseAt = raiseAt
         self.clearBelow = Swift.min(clearBelow ?? raiseAt, raiseAt)
         self.forMicros = forMicros
         self.cooldownMicros = cooldownMicros
         self.autoResolve = autoResolve
+        self.windowMicros = Swift.max(windowMicros, 1)
+        self.speedMbps = speedMbps
     }
 }
 
@@ -48,30 +76,54 @@ public struct AlertChange: Sendable, Hashable, Codable {
 
     public var kind: Kind
     public var rule: String
+    public var condition: AlertCondition
     public var subject: String
     public var severity: AlertSeverity
     public var value: Double
     /// Repeats suppressed while the alert was active (on `cleared`), 0 on `raised`.
     public var suppressed: UInt64
 
-    public init(kind: Kind, rule: String, subject: String, severity: AlertSeverity, value: Double, suppressed: UInt64) {
+    public init(
+        kind: Kind, rule: AlertRule, subject: String, value: Double, suppressed: UInt64
+    ) {
         self.kind = kind
-        self.rule = rule
+        self.rule = rule.name
+        self.condition = rule.condition
         self.subject = subject
-        self.severity = severity
+        self.severity = rule.severity
         self.value = value
         self.suppressed = suppressed
     }
 }
 
+/// One active alert, as `/v1/alerts` shows it.
+public struct ActiveAlert: Sendable, Hashable, Codable {
+    public var rule: String
+    public var condition: AlertCondition
+    public var subject: String
+    public var severity: AlertSeverity
+    /// The latest measured value.
+    public var value: Double
+    /// When it was raised (monotonic microseconds).
+    public var raisedAtMicros: UInt64
+    /// Repeats suppressed since it was raised.
+    public var suppressed: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case rule, condition, subject, severity, value, suppressed
+        case raisedAtMicros = "raised_at_us"
+    }
+}
+
 /// The state of every (rule, subject) pair: a value owned by one channel queue, on an injected clock.
 public struct AlertEngine: Sendable {
-    private struct State: Sendable {
+    fileprivate struct State: Sendable {
         var active = false
         /// Since when the value has been at or above `raiseAt` (not active yet).
         var pendingSince: UInt64?
         /// Since when the value has been below `clearBelow` (active).
         var quietSince: UInt64?
+        var raisedAt: UInt64 = 0
         var suppressed: UInt64 = 0
         var lastValue: Double = 0
     }
@@ -85,17 +137,18 @@ public struct AlertEngine: Sendable {
         self.rules = Dictionary(rules.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
     }
 
-    /// New rules (a reload): alerts of removed rules are cleared; kept rules keep their state.
+    /// New rules (a reload): alerts of removed rules, or of rules whose condition changed, are cleared; kept rules
+    /// keep their state.
     public mutating func update(rules: [AlertRule], now: UInt64) -> [AlertChange] {
         let next = Dictionary(rules.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         var changes: [AlertChange] = []
-        for (name, subjects) in self.states where next[name] == nil {
-            for (subject, state) in subjects where state.active {
+        for (name, subjects) in self.states where next[name]?.condition != self.rules[name]?.condition {
+            for (subject, state) in subjects.sorted(by: { $0.key < $1.key }) where state.active {
                 if let rule = self.rules[name] {
                     changes.append(
                         AlertChange(
-                            kind: .cleared, rule: name, subject: subject, severity: rule.severity,
-                            value: state.lastValue, suppressed: state.suppressed))
+                            kind: .cleared, rule: rule, subject: subject, value: state.lastValue,
+                            suppressed: state.suppressed))
                 }
             }
             self.states[name] = nil
@@ -104,11 +157,19 @@ public struct AlertEngine: Sendable {
         return changes
     }
 
-    /// The alerts active now, as (rule, subject).
-    public var active: [(rule: String, subject: String)] {
-        self.states.flatMap { rule, subjects in
-            subjects.filter(\.value.active).map { (rule: rule, subject: $0.key) }
-        }.sorted { ($0.rule, $0.subject) < ($1.rule, $1.subject) }
+    /// The alerts active now, by rule then subject.
+    public var active: [ActiveAlert] {
+        var result: [ActiveAlert] = []
+        for (name, subjects) in self.states {
+            guard let rule = self.rules[name] else { continue }
+            for (subject, state) in subjects where state.active {
+                result.append(
+                    ActiveAlert(
+                        rule: name, condition: rule.condition, subject: subject, severity: rule.severity,
+                        value: state.lastValue, raisedAtMicros: state.raisedAt, suppressed: state.suppressed))
+            }
+        }
+        return result.sorted { ($0.rule, $0.subject) < ($1.rule, $1.subject) }
     }
 
     /// One measurement of `rule`'s metric for `subject` (a port, a channel) at `now`. `occurrence` says whether
@@ -144,8 +205,8 @@ public struct AlertEngine: Sendable {
         state.pendingSince = nil
         state.quietSince = nil
         state.suppressed = 0
-        return AlertChange(
-            kind: .raised, rule: name, subject: subject, severity: rule.severity, value: value, suppressed: 0)
+        state.raisedAt = now
+        return AlertChange(kind: .raised, rule: rule, subject: subject, value: value, suppressed: 0)
     }
 
     /// Time passes without a measurement: clears alerts whose quiet period has lasted the cooldown.
@@ -161,6 +222,40 @@ public struct AlertEngine: Sendable {
         return changes.sorted { ($0.rule, $0.subject) < ($1.rule, $1.subject) }
     }
 
+    /// A subject is gone (a deleted port): its alerts clear now, whatever their cooldown.
+    public mutating func forget(subject: String) -> [AlertChange] {
+        var changes: [AlertChange] = []
+        for name in self.states.keys.sorted() {
+            guard let state = self.states[name]?.removeValue(forKey: subject), state.active,
+                let rule = self.rules[name]
+            else { continue }
+            changes.append(
+                AlertChange(
+                    kind: .cleared, rule: rule, subject: subject, value: state.lastValue, suppressed: state.suppressed))
+        }
+        return changes
+    }
+
+    /// The part of the engine about the subjects `keep` selects; the rest stays here (re-sharding).
+    public mutating func split(where keep: (String) -> Bool) -> AlertEngine {
+        var part = AlertEngine(rules: Array(self.rules.values))
+        for (name, subjects) in self.states {
+            for (subject, state) in subjects where keep(subject) {
+                part.states[name, default: [:]][subject] = state
+                self.states[name]?[subject] = nil
+            }
+        }
+        return part
+    }
+
+    /// Takes over `other`'s subjects (re-sharding; subjects are disjoint) and its suppression totals.
+    public mutating func absorb(_ other: AlertEngine) {
+        for (name, subjects) in other.states {
+            for (subject, state) in subjects { self.states[name, default: [:]][subject] = state }
+        }
+        for (name, count) in other.suppressedTotal { self.suppressedTotal[name, default: 0] += count }
+    }
+
     private func clearIfDue(_ rule: AlertRule, _ subject: String, _ state: inout State, now: UInt64) -> AlertChange? {
         guard rule.autoResolve, let quiet = state.quietSince, now >= quiet, now - quiet >= rule.cooldownMicros
         else { return nil }
@@ -168,18 +263,21 @@ public struct AlertEngine: Sendable {
         state.quietSince = nil
         let suppressed = state.suppressed
         state.suppressed = 0
-        return AlertChange(
-            kind: .cleared, rule: rule.name, subject: subject, severity: rule.severity, value: state.lastValue,
-            suppressed: suppressed)
+        return AlertChange(kind: .cleared, rule: rule, subject: subject, value: state.lastValue, suppressed: suppressed)
     }
 }
 
 /// Events within a sliding window (flaps per window, errors per window), on an injected clock.
 public struct SlidingWindowCounter: Sendable, Hashable {
-    public let windowMicros: UInt64
+    public private(set) var windowMicros: UInt64
     private var times: [UInt64] = []
 
     public init(windowMicros: UInt64) {
+        self.windowMicros = Swift.max(windowMicros, 1)
+    }
+
+    /// A new window length (a reload); events older than it are forgotten at the next count.
+    public mutating func resize(windowMicros: UInt64) {
         self.windowMicros = Swift.max(windowMicros, 1)
     }
 
@@ -187,6 +285,17 @@ public struct SlidingWindowCounter: Sendable, Hashable {
     public mutating func add(_ count: Int = 1, now: UInt64) -> Int {
         for _ in 0..<Swift.max(count, 0) { self.times.append(now) }
         return self.count(at: now)
+    }
+
+    /// Events within the last `window` (at most the counter's own) ending at `now`; nothing is forgotten.
+    public func count(within window: UInt64, at now: UInt64) -> Int {
+        let horizon = now >= window ? now - window : 0
+        var count = 0
+        for time in self.times.reversed() {
+            guard time > horizon || (horizon == 0 && time == 0) else { break }
+            count += 1
+        }
+        return count
     }
 
     /// Events within the window ending at `now` (older ones are forgotten).

@@ -27,12 +27,11 @@ public struct ChannelSettings: Sendable, Hashable {
     public var barIntervalsMicros: [UInt64] = [10_000_000]
     /// Closed bars kept per port and interval.
     public var barHistory = 60
-    /// Flap-rate window for the flap alert, microseconds.
-    public var flapWindowMicros: UInt64 = 10_000_000
-    /// The alert rules: `port_flapping` (metric: flaps in the window) and `port_down` (metric: seconds oper down).
+    /// The alert rules: the built-in `port_flapping` (flaps in the window) and `port_down` (seconds oper down,
+    /// when configured), then the file's own `[[alerts.rules]]`.
     public var rules: [AlertRule] = [
         AlertRule(
-            name: "port_flapping", metric: "flap_rate", severity: .major, raiseAt: 10, clearBelow: 5,
+            name: "port_flapping", condition: .flapRate, severity: .major, raiseAt: 10, clearBelow: 5,
             cooldownMicros: 60_000_000)
     ]
 
@@ -41,18 +40,21 @@ public struct ChannelSettings: Sendable, Hashable {
 
 /// Every port's channel state: the link channel's deduplication, damping, counter bars and the alert engine.
 /// A value on an injected clock (monotonic microseconds); the runtime feeds it and publishes what it returns.
+/// The runtime may run several, each for the ports a hash gives it (`split` and `absorb` move ports between them).
 public struct PortChannels: Sendable {
-    private struct Port: Sendable {
+    fileprivate struct Port: Sendable {
         var lastKey: LinkKey?
         var repeats: UInt64 = 0
         var damper: FlapDamper
-        var flapWindow: SlidingWindowCounter
+        var flaps: SlidingWindowCounter
         var bars: [CounterBarBuilder]
         var operDownSince: UInt64?
         var heldState: BusEventData.PortState?
+        /// The previous counter sample, for the rate rules (error rate, utilisation).
+        var lastSample: CounterSample?
     }
 
-    private struct LinkKey: Sendable, Hashable {
+    fileprivate struct LinkKey: Sendable, Hashable {
         var admin: Bool
         var oper: Bool
         var mtu: UInt32?
@@ -60,7 +62,34 @@ public struct PortChannels: Sendable {
         var ifindex: Int32
     }
 
+    /// The rules by what they measure.
+    private struct Rules: Sendable {
+        var flapRate: [AlertRule] = []
+        var damped: [AlertRule] = []
+        var operDown: [AlertRule] = []
+        var errorRate: [AlertRule] = []
+        var utilisation: [AlertRule] = []
+        var channel: [AlertRule] = []
+        /// The longest flap-rate window: how long a port remembers its flaps.
+        var flapMemoryMicros: UInt64 = 1
+
+        init(_ rules: [AlertRule]) {
+            for rule in rules {
+                switch rule.condition {
+                case .flapRate: self.flapRate.append(rule)
+                case .damped: self.damped.append(rule)
+                case .operDown: self.operDown.append(rule)
+                case .errorRate: self.errorRate.append(rule)
+                case .utilisation: self.utilisation.append(rule)
+                case .queueDepth, .latency: self.channel.append(rule)
+                }
+            }
+            self.flapMemoryMicros = self.flapRate.map(\.windowMicros).max() ?? 1
+        }
+    }
+
     public private(set) var settings: ChannelSettings
+    private var rules: Rules
     private var ports: [String: Port] = [:]
     public private(set) var alerts: AlertEngine
     /// Identical consecutive kernel messages folded into the previous link event.
@@ -68,15 +97,23 @@ public struct PortChannels: Sendable {
 
     public init(settings: ChannelSettings) {
         self.settings = settings
+        self.rules = Rules(settings.rules)
         self.alerts = AlertEngine(rules: settings.rules)
     }
 
     public var portCount: Int { self.ports.count }
 
+    /// The ports this value holds.
+    public var portNames: [String] { self.ports.keys.sorted() }
+
     /// A reload: damping parameters and rules apply now; bar intervals apply to ports seen from now on.
     public mutating func update(_ settings: ChannelSettings, now: UInt64) -> [ChannelOutput] {
         self.settings = settings
-        for name in self.ports.keys { self.ports[name]?.damper.parameters = settings.damping }
+        self.rules = Rules(settings.rules)
+        for name in self.ports.keys {
+            self.ports[name]?.damper.parameters = settings.damping
+            self.ports[name]?.flaps.resize(windowMicros: self.rules.flapMemoryMicros)
+        }
         return self.alerts.update(rules: settings.rules, now: now).map { .alert(port: $0.subject, $0) }
     }
 
@@ -87,15 +124,18 @@ public struct PortChannels: Sendable {
         defer { self.ports[name] = port }
         var outputs: [ChannelOutput] = []
         if let stats = message.stats {
-            outputs += self.addStats(&port, name, ifindex: message.ifindex, stats: stats, now: now)
+            self.addStats(&port, name, ifindex: message.ifindex, stats: stats, now: now, into: &outputs)
         }
-        // Damping and the flap alert, from the carrier-change counter.
+        // Damping and the flap alerts, from the carrier-change counter.
         let flapsBefore = port.damper.flaps
-        if self.settings.dampingMode != .off || !self.settings.rules.isEmpty {
+        var dampingChanged = false
+        if self.settings.dampingMode != .off || !self.rules.flapRate.isEmpty || !self.rules.damped.isEmpty {
             switch port.damper.sample(carrierChanges: message.carrierChanges, operUp: message.isOperUp, now: now) {
             case .damped where self.settings.dampingMode != .off:
+                dampingChanged = true
                 outputs.append(.health(port: name, self.health(port.damper, damped: true, now: now)))
             case .released where self.settings.dampingMode != .off:
+                dampingChanged = true
                 outputs.append(.health(port: name, self.health(port.damper, damped: false, now: now)))
                 if let held = port.heldState {
                     port.heldState = nil
@@ -105,11 +145,16 @@ public struct PortChannels: Sendable {
             }
         }
         let flaps = Int(port.damper.flaps - flapsBefore)
-        let rate = flaps > 0 ? port.flapWindow.add(flaps, now: now) : port.flapWindow.count(at: now)
-        if let change = self.alerts.observe(
-            rule: "port_flapping", subject: name, value: Double(rate), now: now, occurrence: flaps > 0)
-        {
-            outputs.append(.alert(port: name, change))
+        if flaps > 0 { _ = port.flaps.add(flaps, now: now) }
+        for rule in self.rules.flapRate {
+            let rate = port.flaps.count(within: rule.windowMicros, at: now)
+            self.observe(rule, name, Double(rate), now, occurrence: flaps > 0, into: &outputs)
+        }
+        if dampingChanged {
+            for rule in self.rules.damped {
+                self.observe(
+                    rule, name, port.damper.damped ? 1 : 0, now, occurrence: port.damper.damped, into: &outputs)
+            }
         }
         port.operDownSince = message.isOperUp ? nil : (port.operDownSince ?? now)
         // The link channel: identical consecutive messages fold into the previous event.
@@ -141,10 +186,12 @@ public struct PortChannels: Sendable {
     {
         var port = self.ports[name] ?? self.newPort()
         defer { self.ports[name] = port }
-        return self.addStats(&port, name, ifindex: ifindex, stats: stats, now: now)
+        var outputs: [ChannelOutput] = []
+        self.addStats(&port, name, ifindex: ifindex, stats: stats, now: now, into: &outputs)
+        return outputs
     }
 
-    /// The port is gone: its open bars close (flagged reset) and its state is forgotten.
+    /// The port is gone: its open bars close (flagged reset), its alerts clear and its state is forgotten.
     public mutating func deleted(port name: String, now: UInt64) -> [ChannelOutput] {
         guard var port = self.ports.removeValue(forKey: name) else { return [] }
         var outputs: [ChannelOutput] = []
@@ -155,10 +202,12 @@ public struct PortChannels: Sendable {
             outputs.append(.health(port: name, self.health(port.damper, damped: false, now: now)))
         }
         port.heldState = nil
+        outputs += self.alerts.forget(subject: name).map { .alert(port: $0.subject, $0) }
         return outputs
     }
 
-    /// Time passes: bars close, damped ports are released, alerts clear after their quiet period.
+    /// Time passes: bars close, damped ports are released, time-based rules are measured, alerts clear after their
+    /// quiet period.
     public mutating func tick(now: UInt64) -> [ChannelOutput] {
         var outputs: [ChannelOutput] = []
         for name in self.ports.keys.sorted() {
@@ -173,26 +222,34 @@ public struct PortChannels: Sendable {
                     outputs.append(.linkChange(port: name, held))
                 }
             }
-            let rate = port.flapWindow.count(at: now)
-            if let change = self.alerts.observe(
-                rule: "port_flapping", subject: name, value: Double(rate), now: now, occurrence: false)
-            {
-                outputs.append(.alert(port: name, change))
+            for rule in self.rules.flapRate {
+                let rate = port.flaps.count(within: rule.windowMicros, at: now)
+                self.observe(rule, name, Double(rate), now, occurrence: false, into: &outputs)
             }
-            if let since = port.operDownSince,
-                let change = self.alerts.observe(
-                    rule: "port_down", subject: name, value: Double(now - since) / 1_000_000, now: now,
-                    occurrence: false)
-            {
-                outputs.append(.alert(port: name, change))
-            } else if port.operDownSince == nil,
-                let change = self.alerts.observe(rule: "port_down", subject: name, value: 0, now: now)
-            {
-                outputs.append(.alert(port: name, change))
+            for rule in self.rules.damped {
+                self.observe(rule, name, port.damper.damped ? 1 : 0, now, occurrence: false, into: &outputs)
             }
+            for rule in self.rules.operDown {
+                let seconds = port.operDownSince.map { now >= $0 ? Double(now - $0) / 1_000_000 : 0 } ?? 0
+                self.observe(rule, name, seconds, now, occurrence: false, into: &outputs)
+            }
+            _ = port.flaps.count(at: now)  // forget what no window needs
             self.ports[name] = port
         }
         outputs += self.alerts.tick(now: now).map { .alert(port: $0.subject, $0) }
+        return outputs
+    }
+
+    /// A channel shard's own figures, for the channel-level rules (`queue_depth`, `latency`); `subject` names the
+    /// shard (`channels/0`).
+    public mutating func channel(subject: String, queueDepth: Int, latencyMillis: Double, now: UInt64)
+        -> [ChannelOutput]
+    {
+        var outputs: [ChannelOutput] = []
+        for rule in self.rules.channel {
+            let value = rule.condition == .queueDepth ? Double(queueDepth) : latencyMillis
+            self.observe(rule, subject, value, now, occurrence: false, into: &outputs)
+        }
         return outputs
     }
 
@@ -201,27 +258,90 @@ public struct PortChannels: Sendable {
         self.ports[name]?.bars.first { $0.intervalMicros == intervalMicros }?.history ?? []
     }
 
+    /// Whether this value knows `port`.
+    public func knows(_ name: String) -> Bool { self.ports[name] != nil }
+
     /// Whether `port` is damped now.
     public func isDamped(_ name: String) -> Bool { self.ports[name]?.damper.damped ?? false }
+
+    /// Moves the ports (and their alerts) that `take` selects into a new value with the same settings
+    /// (re-sharding). Channel-level alerts stay.
+    public mutating func split(where take: (String) -> Bool) -> PortChannels {
+        var part = PortChannels(settings: self.settings)
+        for (name, port) in self.ports where take(name) {
+            part.ports[name] = port
+            self.ports[name] = nil
+        }
+        part.alerts = self.alerts.split { name in take(name) && !name.hasPrefix(Self.channelSubjectPrefix) }
+        return part
+    }
+
+    /// Takes over `other`'s ports, alerts and counts (re-sharding; the port sets are disjoint).
+    public mutating func absorb(_ other: PortChannels) {
+        for (name, port) in other.ports { self.ports[name] = port }
+        self.alerts.absorb(other.alerts)
+        self.duplicatesFolded += other.duplicatesFolded
+    }
+
+    /// How channel-level alert subjects begin.
+    public static let channelSubjectPrefix = "channels/"
+
+    private mutating func observe(
+        _ rule: AlertRule, _ subject: String, _ value: Double, _ now: UInt64, occurrence: Bool,
+        into outputs: inout [ChannelOutput]
+    ) {
+        if let change = self.alerts.observe(
+            rule: rule.name, subject: subject, value: value, now: now, occurrence: occurrence)
+        {
+            outputs.append(.alert(port: subject, change))
+        }
+    }
 
     private func newPort() -> Port {
         Port(
             damper: FlapDamper(parameters: self.settings.damping),
-            flapWindow: SlidingWindowCounter(windowMicros: self.settings.flapWindowMicros),
+            flaps: SlidingWindowCounter(windowMicros: self.rules.flapMemoryMicros),
             bars: self.settings.barIntervalsMicros.map {
                 CounterBarBuilder(intervalMicros: $0, historyCapacity: self.settings.barHistory)
             })
     }
 
-    private func addStats(_ port: inout Port, _ name: String, ifindex: Int32, stats: LinkStatistics, now: UInt64)
-        -> [ChannelOutput]
-    {
-        var outputs: [ChannelOutput] = []
+    private mutating func addStats(
+        _ port: inout Port, _ name: String, ifindex: Int32, stats: LinkStatistics, now: UInt64,
+        into outputs: inout [ChannelOutput]
+    ) {
         let sample = CounterSample(ifindex: ifindex, timeMicros: now, stats: stats)
         for index in port.bars.indices {
             for bar in port.bars[index].add(sample) { outputs.append(.bar(port: name, Self.bar(bar))) }
         }
-        return outputs
+        defer { port.lastSample = sample }
+        guard !self.rules.errorRate.isEmpty || !self.rules.utilisation.isEmpty, let last = port.lastSample,
+            let rates = Self.rates(from: last, to: sample)
+        else { return }
+        for rule in self.rules.errorRate {
+            self.observe(rule, name, rates.errors, now, occurrence: rates.errors >= rule.raiseAt, into: &outputs)
+        }
+        for rule in self.rules.utilisation where rule.speedMbps > 0 {
+            let percent = rates.bits / (rule.speedMbps * 1_000_000) * 100
+            self.observe(rule, name, percent, now, occurrence: percent >= rule.raiseAt, into: &outputs)
+        }
+    }
+
+    /// Errors and drops per second, and the busier direction's bits per second, between two samples of the same
+    /// interface; nil across a counter reset or an ifindex change (never a negative or huge rate).
+    static func rates(from old: CounterSample, to new: CounterSample) -> (errors: Double, bits: Double)? {
+        guard old.ifindex == new.ifindex, new.timeMicros > old.timeMicros else { return nil }
+        let a = old.stats
+        let b = new.stats
+        let counters: [(UInt64, UInt64)] = [
+            (a.rxErrors, b.rxErrors), (a.txErrors, b.txErrors), (a.rxDropped, b.rxDropped),
+            (a.txDropped, b.txDropped), (a.rxBytes, b.rxBytes), (a.txBytes, b.txBytes),
+        ]
+        guard counters.allSatisfy({ $0.1 >= $0.0 }) else { return nil }
+        let seconds = Double(new.timeMicros - old.timeMicros) / 1_000_000
+        let errors = counters[0..<4].reduce(0.0) { $0 + Double($1.1 - $1.0) } / seconds
+        let bits = Double(Swift.max(b.rxBytes - a.rxBytes, b.txBytes - a.txBytes)) * 8 / seconds
+        return (errors, bits)
     }
 
     private func health(_ damper: FlapDamper, damped: Bool, now: UInt64) -> BusEventData.PortHealth {
@@ -246,23 +366,23 @@ extension ChannelSettings {
             reuseThreshold: Double(config.channels.reuseThreshold),
             halfLifeMicros: UInt64(config.channels.decayHalfLifeMs) * 1000,
             maxSuppressMicros: UInt64(config.channels.maxSuppressMs) * 1000)
-        self.barIntervalsMicros = [UInt64(config.channels.barIntervalMs) * 1000]
+        self.barIntervalsMicros = config.channels.barIntervalsMs.map { UInt64($0) * 1000 }
         self.barHistory = config.channels.barHistory
-        self.flapWindowMicros = UInt64(config.alerts.flapWindowMs) * 1000
         var rules = [
             AlertRule(
-                name: "port_flapping", metric: "flap_rate",
+                name: "port_flapping", condition: .flapRate,
                 severity: AlertSeverity(rawValue: config.alerts.flapSeverity) ?? .major,
                 raiseAt: Double(config.alerts.flapRaise), clearBelow: Double(config.alerts.flapClear),
-                cooldownMicros: UInt64(config.alerts.flapCooldownMs) * 1000)
+                cooldownMicros: UInt64(config.alerts.flapCooldownMs) * 1000,
+                windowMicros: UInt64(config.alerts.flapWindowMs) * 1000)
         ]
         if config.alerts.portDownAfterMs > 0 {
             rules.append(
                 AlertRule(
-                    name: "port_down", metric: "oper_down_seconds",
+                    name: "port_down", condition: .operDown,
                     severity: AlertSeverity(rawValue: config.alerts.portDownSeverity) ?? .warning,
                     raiseAt: Double(config.alerts.portDownAfterMs) / 1000, clearBelow: 0.001))
         }
-        self.rules = rules
+        self.rules = rules + config.alerts.rules
     }
 }

@@ -162,15 +162,17 @@ public struct Config: Sendable, Hashable {
         public var decayHalfLifeMs = 15_000
         /// No port stays damped longer than this after its last flap, in milliseconds.
         public var maxSuppressMs = 30_000
-        /// Length of a counter bar, in milliseconds.
-        public var barIntervalMs = 10_000
+        /// Lengths of the counter bars, in milliseconds: each port has bars of each length.
+        public var barIntervalsMs = [10_000]
         /// Closed bars kept per port.
         public var barHistory = 60
         /// How often every port's counters are sampled (one RTM_GETLINK dump), in milliseconds; 0: only from
         /// link messages.
         public var statsIntervalMs = 1000
-        /// Inputs waiting for the channels at most; past it they are dropped and counted.
+        /// Inputs waiting for each channel shard at most; past it they are dropped and counted.
         public var intakeCapacity = 8192
+        /// Channel shards, each on its own queue, a port always on the same one (a hash of its name).
+        public var workers = 2
     }
 
     public struct Alerts: Sendable, Hashable {
@@ -186,6 +188,8 @@ public struct Config: Sendable, Hashable {
         /// `port_down`: raised when a port has been oper down this long, in milliseconds; 0: no such alert.
         public var portDownAfterMs = 0
         public var portDownSeverity = "warning"
+        /// The operator's own rules (`[[alerts.rules]]`), after the two built-in ones.
+        public var rules: [AlertRule] = []
     }
 
     public struct Log: Sendable, Hashable {
@@ -222,7 +226,8 @@ public struct Config: Sendable, Hashable {
         "telemetry.analytics_interval_ms", "log.level", "channels.damping_mode", "channels.flap_penalty",
         "channels.suppress_threshold", "channels.reuse_threshold", "channels.decay_half_life_ms",
         "channels.max_suppress_ms", "alerts.flap_raise", "alerts.flap_clear", "alerts.flap_cooldown_ms",
-        "alerts.flap_severity", "alerts.port_down_after_ms", "alerts.port_down_severity",
+        "alerts.flap_severity", "alerts.port_down_after_ms", "alerts.port_down_severity", "alerts.flap_window_ms",
+        "alerts.rules", "channels.workers",
     ]
 
     /// The keys whose values differ between `self` and `other`, as `section.key`, in schema order.
@@ -237,6 +242,8 @@ public struct Config: Sendable, Hashable {
     public static let dampingModes = ["off", "monitor", "enforce"]
     /// The alert severities.
     public static let severities = ["info", "warning", "major", "critical"]
+    /// The built-in alert rules' names, which `[[alerts.rules]]` may not reuse.
+    public static let builtInAlertRules = ["port_flapping", "port_down"]
     /// The drains `pipeline.batch_send_mode` accepts.
     public static let batchSendModes = BatchSendMode.allCases.map(\.rawValue)
 

@@ -96,6 +96,49 @@ public enum ConfigDecoder {
                         throw fail("\(name) must be at most 256 printable ASCII characters without spaces")
                     }
                     config[keyPath: path] = string
+                case .integerList(let range, let count, let path):
+                    guard value.type == .array, let array = value.array else {
+                        throw fail("\(name) must be \(setting.typeName), not \(value.type)")
+                    }
+                    var numbers: [Int] = []
+                    for element in array {
+                        guard element.type == .int, let number = element.int else {
+                            throw fail("\(name) must contain integers only, not \(element.type)")
+                        }
+                        guard range.contains(number) else {
+                            throw fail(
+                                "\(name): \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+                        }
+                        guard !numbers.contains(number) else { throw fail("\(name): \(number) is listed twice") }
+                        numbers.append(number)
+                    }
+                    guard count.contains(numbers.count) else {
+                        throw fail("\(name) must list \(count.lowerBound) to \(count.upperBound) values")
+                    }
+                    config[keyPath: path] = numbers.sorted()
+                case .alertRules(let path):
+                    guard value.type == .array, let array = value.array else {
+                        throw fail("\(name) must be \(setting.typeName) ([[\(name)]]), not \(value.type)")
+                    }
+                    var rules: [AlertRule] = []
+                    for (index, element) in array.enumerated() {
+                        let position = locator.arrayTable(name, index: index) ?? at
+                        do throws(AlertRuleDecoder.Failure) {
+                            let rule = try AlertRuleDecoder.decode(element, index: index)
+                            guard !rules.contains(where: { $0.name == rule.name }) else {
+                                throw AlertRuleDecoder.Failure("rule \"\(rule.name)\" is defined twice")
+                            }
+                            rules.append(rule)
+                        } catch {
+                            throw ConfigError(
+                                file: file, line: position.line, column: position.column,
+                                message: "\(name)[\(index)]: \(error.message)")
+                        }
+                    }
+                    guard rules.count <= AlertRuleDecoder.maximumRules else {
+                        throw fail("\(name): at most \(AlertRuleDecoder.maximumRules) rules")
+                    }
+                    config[keyPath: path] = rules
                 }
             }
         }
@@ -208,6 +251,18 @@ struct TOMLKeyLocator {
             {
                 return Position(line: index + 1, column: column)
             }
+        }
+        return nil
+    }
+
+    /// The header of the `index`-th table of an array of tables (`[[name]]`), if the file writes it that way.
+    func arrayTable(_ name: String, index: Int) -> Position? {
+        var seen = 0
+        for (number, line) in self.lines.enumerated() {
+            let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
+            guard trimmed.hasPrefix("[["), self.header(trimmed) == name else { continue }
+            if seen == index { return Position(line: number + 1, column: line.count - trimmed.count + 1) }
+            seen += 1
         }
         return nil
     }

@@ -12,6 +12,10 @@ public struct ConfigSetting {
         case address(WritableKeyPath<Config, String>)
         /// A secret: printable ASCII, no spaces.
         case token(WritableKeyPath<Config, String>)
+        /// A list of integers, each in the range, `count` of them, kept sorted without duplicates.
+        case integerList(ClosedRange<Int>, count: ClosedRange<Int>, WritableKeyPath<Config, [Int]>)
+        /// Alert rules: an array of tables (`[[alerts.rules]]`), each checked by `AlertRuleDecoder`.
+        case alertRules(WritableKeyPath<Config, [AlertRule]>)
     }
 
     public var section: String
@@ -26,6 +30,8 @@ public struct ConfigSetting {
         case .choice: "a string"
         case .address: "a string (an IP address)"
         case .token: "a string"
+        case .integerList: "an array of integers"
+        case .alertRules: "an array of tables"
         }
     }
 
@@ -38,6 +44,8 @@ public struct ConfigSetting {
         case .choice(_, let path): "\"" + config[keyPath: path] + "\""
         case .address(let path): "\"" + config[keyPath: path] + "\""
         case .token(let path): "\"" + config[keyPath: path] + "\""
+        case .integerList(_, _, let path): "[" + config[keyPath: path].map(String.init).joined(separator: ", ") + "]"
+        case .alertRules(let path): "[" + config[keyPath: path].map(AlertRuleDecoder.toml).joined(separator: ", ") + "]"
         }
     }
 
@@ -164,14 +172,15 @@ extension Config {
                 section: "channels", key: "max_suppress_ms", kind: .integer(1000...86_400_000, \.channels.maxSuppressMs)
             ),
             .init(
-                section: "channels", key: "bar_interval_ms", kind: .integer(1000...86_400_000, \.channels.barIntervalMs)
-            ),
+                section: "channels", key: "bar_intervals_ms",
+                kind: .integerList(1000...86_400_000, count: 1...8, \.channels.barIntervalsMs)),
             .init(section: "channels", key: "bar_history", kind: .integer(1...100_000, \.channels.barHistory)),
             .init(
                 section: "channels", key: "stats_interval_ms", kind: .integer(0...3_600_000, \.channels.statsIntervalMs)
             ),
             .init(
                 section: "channels", key: "intake_capacity", kind: .integer(16...10_000_000, \.channels.intakeCapacity)),
+            .init(section: "channels", key: "workers", kind: .integer(1...64, \.channels.workers)),
             .init(section: "alerts", key: "flap_raise", kind: .integer(1...1_000_000, \.alerts.flapRaise)),
             .init(section: "alerts", key: "flap_clear", kind: .integer(0...1_000_000, \.alerts.flapClear)),
             .init(section: "alerts", key: "flap_window_ms", kind: .integer(1000...86_400_000, \.alerts.flapWindowMs)),
@@ -182,6 +191,7 @@ extension Config {
             .init(
                 section: "alerts", key: "port_down_severity",
                 kind: .choice(Config.severities, \.alerts.portDownSeverity)),
+            .init(section: "alerts", key: "rules", kind: .alertRules(\.alerts.rules)),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]
     }

@@ -141,6 +141,10 @@ public enum BusEventData: Sendable, Hashable {
     /// An alert raised or cleared.
     public struct Alert: Sendable, Hashable, Codable {
         public var rule: String
+        /// What the rule measures (`flap_rate`, `error_rate`, `queue_depth`, …).
+        public var condition: String
+        /// The port, or the channel shard (`channels/0`) for the channel-level conditions.
+        public var subject: String
         public var severity: String
         public var value: Double
         /// Repeats suppressed while it was active (on clear).
@@ -148,6 +152,8 @@ public enum BusEventData: Sendable, Hashable {
 
         public init(_ change: AlertChange) {
             self.rule = change.rule
+            self.condition = change.condition.rawValue
+            self.subject = change.subject
             self.severity = change.severity.rawValue
             self.value = change.value
             self.suppressed = change.suppressed

@@ -67,8 +67,9 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             capacities: (config.events.highCapacity, config.events.mediumCapacity, config.events.lowCapacity),
             replayCapacity: config.events.replayCapacity, clientBufferCapacity: config.events.clientBufferCapacity)
         self.channels = ChannelWorker(
-            settings: ChannelSettings(config), statsIntervalMs: config.channels.statsIntervalMs,
-            capacity: config.channels.intakeCapacity, bus: self.events, logger: logger)
+            settings: ChannelSettings(config), workers: config.channels.workers,
+            statsIntervalMs: config.channels.statsIntervalMs, capacity: config.channels.intakeCapacity,
+            stallTimeoutMs: config.supervisor.stallTimeoutMs, bus: self.events, logger: logger)
         self.extraWorkers = extraWorkers
         self.config = config
         self.startConfig = config
@@ -396,7 +397,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.telemetry.update(new)
         self.analytics.update(new)
         self.thresholds.update(new)
-        self.channels.update(ChannelSettings(new))
+        self.channels.update(ChannelSettings(new), workers: new.channels.workers)
         self.portQueue.sync {
             self.config = new
             guard let writer = self.writer else { return }

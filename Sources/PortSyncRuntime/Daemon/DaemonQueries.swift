@@ -11,4 +11,6 @@ public protocol DaemonQueries: Sendable {
     func trace(_ id: UInt64) async -> [StageEvent]
     /// The event bus.
     var events: EventBus { get }
+    /// The channel pipelines (bars, alerts, shard figures).
+    var channels: ChannelWorker { get }
 }

@@ -48,6 +48,11 @@ final class BoundedIntake<Element: Sendable>: Sendable {
         }
     }
 
+    /// Elements waiting now, in all lanes.
+    var depth: Int {
+        self.state.withLock { state in state.lanes.reduce(0) { $0 + $1.count } }
+    }
+
     /// Elements refused per lane, and accepted in all.
     var counts: (dropped: [UInt64], accepted: UInt64) {
         self.state.withLock { ($0.dropped, $0.accepted) }
