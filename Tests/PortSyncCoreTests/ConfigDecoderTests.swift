@@ -399,10 +399,10 @@ struct ConfigDecoderTests {
             message:
                 "alerts.rules[0]: name must be 1 to 64 of a-z, 0-9 and _, starting with a letter (got \"Busy\")"),
         .init(
-            label: "utilisation without a speed",
-            text: "[alerts]\nrules = [{ name = \"busy\", condition = \"utilisation\", raise = 90 }]\n", line: 2,
-            column: 1,
-            message: "alerts.rules[0]: rule \"busy\": utilisation needs speed_mbps, above 0 and at most 10000000"),
+            label: "utilisation with a zero speed",
+            text: "[alerts]\nrules = [{ name = \"busy\", condition = \"utilisation\", raise = 90, speed_mbps = 0 }]\n",
+            line: 2, column: 1,
+            message: "alerts.rules[0]: rule \"busy\": speed_mbps must be above 0 and at most 10000000"),
         .init(
             label: "a window on a rule that has none",
             text: "[alerts]\nrules = [{ name = \"e\", condition = \"error_rate\", raise = 9, window_ms = 5000 }]\n",

@@ -154,6 +154,22 @@ struct PortChannelRulesTests {
         #expect(changes.count == 1 && changes[0].kind == .raised && abs(changes[0].value - 88) < 0.001)
     }
 
+    @Test("utilisation without speed_mbps: each port's CONFIG_DB speed; a port without one is not measured")
+    func utilisationFromConfigSpeed() {
+        var channels = PortChannels(
+            settings: Self.settings([AlertRule(name: "busy", condition: .utilisation, severity: .warning, raiseAt: 50)])
+        )
+        channels.linkSpeedsMbps = ["Ethernet0": 1, "Ethernet4": 100]
+        var changes: [AlertChange] = []
+        for port in ["Ethernet0", "Ethernet4", "Ethernet8"] {
+            _ = channels.stats(port: port, ifindex: 4, stats: LinkStatistics(rxBytes: 0), now: 0)
+            // 100 000 bytes/s received: 80 % of 1 Mb/s, 0.8 % of 100 Mb/s, and no speed for Ethernet8.
+            changes += Self.alerts(
+                channels.stats(port: port, ifindex: 4, stats: LinkStatistics(rxBytes: 100_000), now: Self.second))
+        }
+        #expect(changes.map(\.subject) == ["Ethernet0"] && abs((changes.first?.value ?? 0) - 80) < 0.001)
+    }
+
     @Test("damped: raised when damping starts, cleared when it ends; queue_depth measured per shard")
     func dampedAndChannel() {
         var channels = PortChannels(

@@ -46,7 +46,7 @@ public struct AlertRule: Sendable, Hashable, Codable {
     public var autoResolve: Bool
     /// The window of a `flap_rate` rule.
     public var windowMicros: UInt64
-    /// The link speed a `utilisation` rule divides by, in Mb/s.
+    /// The link speed a `utilisation` rule divides by, in Mb/s; 0: each port's CONFIG_DB `speed`.
     public var speedMbps: Double
 
     public init(

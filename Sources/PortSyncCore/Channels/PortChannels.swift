@@ -94,6 +94,8 @@ public struct PortChannels: Sendable {
     public private(set) var alerts: AlertEngine
     /// Identical consecutive kernel messages folded into the previous link event.
     public private(set) var duplicatesFolded: UInt64 = 0
+    /// Each port's link speed (CONFIG_DB `speed`, Mb/s), for `utilisation` rules without their own speed.
+    public var linkSpeedsMbps: [String: Double] = [:]
 
     public init(settings: ChannelSettings) {
         self.settings = settings
@@ -268,6 +270,7 @@ public struct PortChannels: Sendable {
     /// (re-sharding). Channel-level alerts stay.
     public mutating func split(where take: (String) -> Bool) -> PortChannels {
         var part = PortChannels(settings: self.settings)
+        part.linkSpeedsMbps = self.linkSpeedsMbps
         for (name, port) in self.ports where take(name) {
             part.ports[name] = port
             self.ports[name] = nil
@@ -321,8 +324,11 @@ public struct PortChannels: Sendable {
         for rule in self.rules.errorRate {
             self.observe(rule, name, rates.errors, now, occurrence: rates.errors >= rule.raiseAt, into: &outputs)
         }
-        for rule in self.rules.utilisation where rule.speedMbps > 0 {
-            let percent = rates.bits / (rule.speedMbps * 1_000_000) * 100
+        for rule in self.rules.utilisation {
+            guard let speed = rule.speedMbps > 0 ? rule.speedMbps : self.linkSpeedsMbps[name], speed > 0 else {
+                continue
+            }
+            let percent = rates.bits / (speed * 1_000_000) * 100
             self.observe(rule, name, percent, now, occurrence: percent >= rule.raiseAt, into: &outputs)
         }
     }

@@ -13,7 +13,7 @@ internal import TOMLKit
 /// cooldown_ms = 30000         # quiet time before clearing (default 0)
 /// auto_resolve = true         # false: stays raised until the rule changes or the port goes
 /// window_ms = 10000           # flap_rate only: the window of the count
-/// speed_mbps = 100000         # utilisation only: the link speed it is a percentage of
+/// speed_mbps = 100000         # utilisation only: the link speed (default: the port's CONFIG_DB speed)
 /// ```
 enum AlertRuleDecoder {
     struct Failure: Error {
@@ -77,8 +77,8 @@ enum AlertRuleDecoder {
         }
         let speed = try Self.number(table, "speed_mbps", rule: name)
         if condition == .utilisation {
-            guard let speed, speed > 0, speed <= 10_000_000 else {
-                throw Failure("rule \"\(name)\": utilisation needs speed_mbps, above 0 and at most 10000000")
+            if let speed, speed <= 0 || speed > 10_000_000 {
+                throw Failure("rule \"\(name)\": speed_mbps must be above 0 and at most 10000000")
             }
         } else if speed != nil {
             throw Failure("rule \"\(name)\": speed_mbps applies to utilisation only")
@@ -98,7 +98,7 @@ enum AlertRuleDecoder {
             "auto_resolve = \(rule.autoResolve)",
         ]
         if rule.condition == .flapRate { fields.append("window_ms = \(rule.windowMicros / 1000)") }
-        if rule.condition == .utilisation { fields.append("speed_mbps = \(rule.speedMbps)") }
+        if rule.condition == .utilisation && rule.speedMbps > 0 { fields.append("speed_mbps = \(rule.speedMbps)") }
         return "{ " + fields.joined(separator: ", ") + " }"
     }
 

@@ -198,6 +198,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         }
         var waiting = Set(ports.map(\.name))
         self.configured = waiting
+        self.channels.setLinkSpeeds(Self.speeds(ports))
         var oldInterfaces: Set<Int32> = []
         if case .cold = mode {
             try startup.copyToApplDB(ports, scripts: scripts)
@@ -345,6 +346,19 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         if self.config.pipeline.dropPolicy == "adaptive" { report.adaptive = monitor.pipeline.adaptiveThresholds }
         report.lastError = writer.lastError ?? monitor.lastError ?? monitor.pipeline.lastError
         return report
+    }
+
+    /// CONFIG_DB's `speed` of each port (Mb/s, as SONiC writes it), for the `utilisation` rules.
+    static func speeds(_ ports: [(name: String, fields: [(field: [UInt8], value: [UInt8])])]) -> [String: Double] {
+        var speeds: [String: Double] = [:]
+        for port in ports {
+            guard let field = port.fields.first(where: { $0.field == Array("speed".utf8) }),
+                let text = String(validating: field.value, as: UTF8.self), let mbps = Double(text), mbps > 0,
+                mbps.isFinite
+            else { continue }
+            speeds[port.name] = mbps
+        }
+        return speeds
     }
 
     /// A sample before the port path exists.

@@ -82,6 +82,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
     private var tickTimer: (any DispatchSourceTimer)?
     private var statsTimer: (any DispatchSourceTimer)?
     private var requester: NetlinkRequester?
+    private var linkSpeeds: [String: Double] = [:]
 
     public init(
         settings: ChannelSettings, workers: Int, statsIntervalMs: Int, capacity: Int, stallTimeoutMs: Int = 5000,
@@ -163,6 +164,14 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
             }
             let workers = max(workers, 1)
             if workers != self.shardCount { self.reshard(to: workers) }
+        }
+    }
+
+    /// Each port's link speed from CONFIG_DB (Mb/s), for the `utilisation` rules without their own `speed_mbps`.
+    public func setLinkSpeeds(_ speeds: [String: Double]) {
+        self.queue.async {
+            self.linkSpeeds = speeds
+            for shard in self.shards { shard.queue.async { shard.channels.linkSpeedsMbps = speeds } }
         }
     }
 
@@ -307,6 +316,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
         }
         // Channel-level alerts of shards that are gone stay in `merged`; the first new shard keeps the totals.
         shards[0].channels.absorb(merged)
+        for shard in shards { shard.channels.linkSpeedsMbps = self.linkSpeeds }
         self.shardCount = count
         self.routing.withLock { routing in
             routing.shards = shards
