@@ -140,12 +140,17 @@ def test_dashboard_shows_a_port_going_down_within_two_seconds(rig, chromium):
     (Ethernet0 "up"); `ip link set Ethernet0 down` turns that cell's state to "admin-down" within 2 s (the DOM
     polled until a 2 s deadline from the `ip` command), its text says so, and the connection badge reads "live".
     A screenshot of the page is saved to Tests/artifacts/dashboard.png."""
-    daemon = rig.start()
+    daemon = rig.start(config={"alerts": {"port_down_after_ms": 1000},
+                               "channels": {"bar_intervals_ms": [1000], "stats_interval_ms": 200}})
     api = Api(rig, daemon)
     ports = [f"Ethernet{4 * i}" for i in range(8)]
     rig.add_synced_ports(ports)
     rig.ns.batch([f"link set dev {rig.peers[b'Ethernet12']} down", "link set dev Ethernet20 down",
                   "link set dev Ethernet24 mtu 9100"])
+    # Alerts raised and bars closed before the page connects: the page asks for them once its stream is synced.
+    wait_for(lambda: sorted(a["subject"] for a in api.json("/v1/alerts")["active"]) == ["Ethernet12", "Ethernet20"],
+             timeout=10, what="port_down alerts for Ethernet12 and Ethernet20")
+    wait_for(lambda: len(api.json("/v1/ports/Ethernet0/bars")["bars"]) >= 2, timeout=10, what="two closed bars")
     chromium.wait_devtools()
     page = DevTools(rig.ns.name, chromium.page_websocket_url())
     try:
@@ -155,6 +160,11 @@ def test_dashboard_shows_a_port_going_down_within_two_seconds(rig, chromium):
         wait_for(lambda: page.evaluate("document.querySelectorAll('#ports .port').length") == len(ports),
                  what="a cell per port")
         assert page.evaluate("document.getElementById('connection').textContent") == "live"
+        wait_for(lambda: page.evaluate("document.getElementById('alerts').textContent").count("port_down") == 2,
+                 what="both alerts in the page's alert list")
+        assert "Ethernet20" in page.evaluate("document.getElementById('alerts').textContent")
+        wait_for(lambda: page.evaluate("document.querySelectorAll('#port-Ethernet0 svg').length") == 1,
+                 what="Ethernet0's sparkline from its recent bars")
 
         started = time.monotonic()
         rig.ns.ip("link", "set", "dev", "Ethernet0", "down")
