@@ -247,6 +247,17 @@ enum ChannelMetrics {
         for rule in suppressed.keys.sorted() {
             lines.append("portsyncd_alert_repeats_suppressed_total{rule=\"\(rule)\"} \(suppressed[rule] ?? 0)")
         }
+        lines.append(
+            "# HELP portsyncd_alert_events_held_total Alert events held back by flood control (alerts.flood_limit), by rule."
+        )
+        lines.append("# TYPE portsyncd_alert_events_held_total counter")
+        var held: [String: UInt64] = [:]
+        for shard in figures.shards {
+            for (rule, count) in shard.floodHeld { held[rule, default: 0] += count }
+        }
+        for rule in held.keys.sorted() {
+            lines.append("portsyncd_alert_events_held_total{rule=\"\(rule)\"} \(held[rule] ?? 0)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

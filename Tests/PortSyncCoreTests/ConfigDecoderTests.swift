@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 65)
+        #expect(schema.count == 66)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -114,6 +114,7 @@ struct ConfigDecoderTests {
             flap_severity = "critical"
             port_down_after_ms = 86400000
             port_down_severity = "info"
+            flood_limit = 1000000
 
             [[alerts.rules]]
             name = "rx_errors"
@@ -191,6 +192,7 @@ struct ConfigDecoderTests {
         expected.channels.statsIntervalMs = 0
         expected.channels.intakeCapacity = 16
         expected.channels.workers = 64
+        expected.alerts.floodLimit = 1_000_000
         expected.alerts.rules = [
             AlertRule(
                 name: "rx_errors", condition: .errorRate, severity: .critical, raiseAt: 100, clearBelow: 2.5,

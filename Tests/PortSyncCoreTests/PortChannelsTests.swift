@@ -252,3 +252,32 @@ struct PortChannelRulesTests {
         #expect(changes.map(\.kind) == [.cleared] && channels.alerts.active.isEmpty)
     }
 }
+
+/// Flood control across ports: a storm of alerts of one rule publishes at most `floodLimit` events a second.
+@Suite("PortChannels flood control")
+struct PortChannelFloodTests {
+    @Test("8192 ports down at once with port_down: 100 alert_raised events, 8092 held and reported, all active")
+    func storm() {
+        var settings = ChannelSettings()
+        settings.rules = [AlertRule(name: "port_down", condition: .operDown, severity: .warning, raiseAt: 1)]
+        var channels = PortChannels(settings: settings)
+        for port in 0..<8192 {
+            let message = LinkMessage(
+                kind: .newLink, ifindex: Int32(port + 1), flags: [.up], name: InterfaceName("Ethernet\(port * 4)"),
+                mtu: 9100, carrierChanges: 1)
+            _ = channels.link(
+                LinkEvent(trace: UInt64(port), receivedAt: 0, message: message), port: "Ethernet\(port * 4)",
+                now: 500_000)
+        }
+        let storm = channels.tick(now: 2_000_000)
+        let raised = storm.filter { if case .alert = $0 { true } else { false } }
+        #expect(raised.count == 100)
+        #expect(channels.alerts.active.count == 8192)
+        #expect(channels.floodHeldTotal == ["port_down": 8092])
+        // The next second reports the held events once, and nothing more is raised.
+        let next = channels.tick(now: 3_000_000)
+        let floods = next.compactMap { if case .flood(let rule, let held) = $0 { "\(rule) \(held)" } else { nil } }
+        #expect(floods == ["port_down 8092"])
+        #expect(!next.contains { if case .alert = $0 { true } else { false } })
+    }
+}

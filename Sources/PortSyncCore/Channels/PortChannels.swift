@@ -8,6 +8,8 @@ public enum ChannelOutput: Sendable, Hashable {
     case bar(port: String, BusEventData.Bar)
     /// An alert raised or cleared.
     case alert(port: String, AlertChange)
+    /// Flood control held back this many alert events of `rule` in the last second.
+    case flood(rule: String, held: Int)
 }
 
 /// The channels' settings (`[channels]` and `[alerts]` in the file).
@@ -27,6 +29,8 @@ public struct ChannelSettings: Sendable, Hashable {
     public var barIntervalsMicros: [UInt64] = [10_000_000]
     /// Closed bars kept per port and interval.
     public var barHistory = 60
+    /// Alert events per rule per second at most (flood control across ports); the rest are counted.
+    public var floodLimit = 100
     /// The alert rules: the built-in `port_flapping` (flaps in the window) and `port_down` (seconds oper down,
     /// when configured), then the file's own `[[alerts.rules]]`.
     public var rules: [AlertRule] = [
@@ -96,6 +100,11 @@ public struct PortChannels: Sendable {
     public private(set) var duplicatesFolded: UInt64 = 0
     /// Each port's link speed (CONFIG_DB `speed`, Mb/s), for `utilisation` rules without their own speed.
     public var linkSpeedsMbps: [String: Double] = [:]
+    /// Alert events held back by flood control, by rule, over this value's life.
+    public private(set) var floodHeldTotal: [String: UInt64] = [:]
+    private var floodSecond: UInt64 = 0
+    private var floodSent: [String: Int] = [:]
+    private var floodHeld: [String: Int] = [:]
 
     public init(settings: ChannelSettings) {
         self.settings = settings
@@ -116,7 +125,9 @@ public struct PortChannels: Sendable {
             self.ports[name]?.damper.parameters = settings.damping
             self.ports[name]?.flaps.resize(windowMicros: self.rules.flapMemoryMicros)
         }
-        return self.alerts.update(rules: settings.rules, now: now).map { .alert(port: $0.subject, $0) }
+        var outputs: [ChannelOutput] = []
+        for change in self.alerts.update(rules: settings.rules, now: now) { self.emit(change, now, into: &outputs) }
+        return outputs
     }
 
     /// One accepted kernel link message.
@@ -204,7 +215,7 @@ public struct PortChannels: Sendable {
             outputs.append(.health(port: name, self.health(port.damper, damped: false, now: now)))
         }
         port.heldState = nil
-        outputs += self.alerts.forget(subject: name).map { .alert(port: $0.subject, $0) }
+        for change in self.alerts.forget(subject: name) { self.emit(change, now, into: &outputs) }
         return outputs
     }
 
@@ -238,7 +249,8 @@ public struct PortChannels: Sendable {
             _ = port.flaps.count(at: now)  // forget what no window needs
             self.ports[name] = port
         }
-        outputs += self.alerts.tick(now: now).map { .alert(port: $0.subject, $0) }
+        for change in self.alerts.tick(now: now) { self.emit(change, now, into: &outputs) }
+        self.closeFloodWindow(now, into: &outputs)
         return outputs
     }
 
@@ -284,6 +296,7 @@ public struct PortChannels: Sendable {
         for (name, port) in other.ports { self.ports[name] = port }
         self.alerts.absorb(other.alerts)
         self.duplicatesFolded += other.duplicatesFolded
+        for (rule, count) in other.floodHeldTotal { self.floodHeldTotal[rule, default: 0] += count }
     }
 
     /// How channel-level alert subjects begin.
@@ -296,8 +309,34 @@ public struct PortChannels: Sendable {
         if let change = self.alerts.observe(
             rule: rule.name, subject: subject, value: value, now: now, occurrence: occurrence)
         {
-            outputs.append(.alert(port: subject, change))
+            self.emit(change, now, into: &outputs)
         }
+    }
+
+    /// Flood control across subjects: at most `floodLimit` alert events per rule per second leave this value;
+    /// the rest are counted (the alerts themselves stay exact, for `/v1/alerts`), and one `.flood` output per
+    /// rule says how many were held back when the second ends.
+    private mutating func emit(_ change: AlertChange, _ now: UInt64, into outputs: inout [ChannelOutput]) {
+        let second = now / 1_000_000
+        if second != self.floodSecond { self.closeFloodWindow(now, into: &outputs) }
+        self.floodSecond = second
+        let sent = self.floodSent[change.rule, default: 0]
+        if sent < self.settings.floodLimit {
+            self.floodSent[change.rule] = sent + 1
+            outputs.append(.alert(port: change.subject, change))
+        } else {
+            self.floodHeld[change.rule, default: 0] += 1
+            self.floodHeldTotal[change.rule, default: 0] += 1
+        }
+    }
+
+    private mutating func closeFloodWindow(_ now: UInt64, into outputs: inout [ChannelOutput]) {
+        guard now / 1_000_000 != self.floodSecond else { return }
+        for rule in self.floodHeld.keys.sorted() {
+            outputs.append(.flood(rule: rule, held: self.floodHeld[rule] ?? 0))
+        }
+        self.floodHeld = [:]
+        self.floodSent = [:]
     }
 
     private func newPort() -> Port {
@@ -374,6 +413,7 @@ extension ChannelSettings {
             maxSuppressMicros: UInt64(config.channels.maxSuppressMs) * 1000)
         self.barIntervalsMicros = config.channels.barIntervalsMs.map { UInt64($0) * 1000 }
         self.barHistory = config.channels.barHistory
+        self.floodLimit = config.alerts.floodLimit
         var rules = [
             AlertRule(
                 name: "port_flapping", condition: .flapRate,

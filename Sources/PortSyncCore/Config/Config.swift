@@ -188,6 +188,8 @@ public struct Config: Sendable, Hashable {
         /// `port_down`: raised when a port has been oper down this long, in milliseconds; 0: no such alert.
         public var portDownAfterMs = 0
         public var portDownSeverity = "warning"
+        /// Alert events per rule per second per channel worker at most; the rest are counted, not published.
+        public var floodLimit = 100
         /// The operator's own rules (`[[alerts.rules]]`), after the two built-in ones.
         public var rules: [AlertRule] = []
     }
@@ -227,7 +229,7 @@ public struct Config: Sendable, Hashable {
         "channels.suppress_threshold", "channels.reuse_threshold", "channels.decay_half_life_ms",
         "channels.max_suppress_ms", "alerts.flap_raise", "alerts.flap_clear", "alerts.flap_cooldown_ms",
         "alerts.flap_severity", "alerts.port_down_after_ms", "alerts.port_down_severity", "alerts.flap_window_ms",
-        "alerts.rules", "channels.workers",
+        "alerts.rules", "alerts.flood_limit", "channels.workers",
     ]
 
     /// The keys whose values differ between `self` and `other`, as `section.key`, in schema order.

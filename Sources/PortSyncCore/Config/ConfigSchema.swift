@@ -191,6 +191,7 @@ extension Config {
             .init(
                 section: "alerts", key: "port_down_severity",
                 kind: .choice(Config.severities, \.alerts.portDownSeverity)),
+            .init(section: "alerts", key: "flood_limit", kind: .integer(1...1_000_000, \.alerts.floodLimit)),
             .init(section: "alerts", key: "rules", kind: .alertRules(\.alerts.rules)),
             .init(section: "log", key: "level", kind: .choice(Config.logLevels, \.log.level)),
         ]

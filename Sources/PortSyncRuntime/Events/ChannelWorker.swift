@@ -232,7 +232,8 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
                             dropped: shard.intake.counts.dropped[0], latency: LatencySummary(shard.latency),
                             duplicatesFolded: shard.channels.duplicatesFolded,
                             alertsActive: shard.channels.alerts.active.count,
-                            suppressed: shard.channels.alerts.suppressedTotal))
+                            suppressed: shard.channels.alerts.suppressedTotal,
+                            floodHeld: shard.channels.floodHeldTotal))
                 }
             }
             figures.shards.append(part)
@@ -383,6 +384,10 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
                     metadata: ["PORT": .string(port), "EVENT": health.damped ? "damping_started" : "damping_ended"])
             case .bar(let port, let bar):
                 self.bus.publish(.counterBar(bar), port: port)
+            case .flood(let rule, let held):
+                self.logger.warning(
+                    "Alert flood: \(held) events of rule \(rule) held back in the last second (alerts.flood_limit); /v1/alerts lists every active alert",
+                    metadata: ["EVENT": "alert_flood", "RULE": .string(rule)])
             case .alert(let subject, let change):
                 let alert = BusEventData.Alert(change)
                 let port = subject.hasPrefix(PortChannels.channelSubjectPrefix) ? nil : subject
@@ -414,9 +419,12 @@ public struct ChannelFigures: Sendable, Codable, Equatable {
         public var duplicatesFolded: UInt64
         public var alertsActive: Int
         public var suppressed: [String: UInt64]
+        /// Alert events held back by flood control, by rule.
+        public var floodHeld: [String: UInt64]
 
         enum CodingKeys: String, CodingKey {
             case index, ports, processed, dropped, latency, suppressed
+            case floodHeld = "flood_held"
             case queueDepth = "queue_depth"
             case duplicatesFolded = "duplicates_folded"
             case alertsActive = "alerts_active"
