@@ -103,6 +103,9 @@ table = [
     ("kernel → STATE_DB p99 with / without clients", med(clients, "daemon_latency_p99_us")
      / med(latency, "daemon_latency_p99_us")),
     ("clients that never read, cut as slow (of 10)", med(clients, "closed_slow")),
+    ("with them: readers still connected at the end", med(clients, "readers_connected")),
+    ("with them: port_state events per reader, min", med(clients, "events_per_reader_min")),
+    ("with them: the stream clients' own CPU time, s", med(clients, "clients_cpu_s")),
     ("during a storm: storm link changes/s", med(storm, "storm_changes_per_s")),
     ("during a storm: kernel → STATE_DB p50, µs", med(storm, "daemon_latency_p50_us")),
     ("during a storm: kernel → STATE_DB p99, µs", med(storm, "daemon_latency_p99_us")),

@@ -25,7 +25,8 @@ parser.add_argument("--bin", required=True)
 parser.add_argument("--toggles", type=int, default=400)
 parser.add_argument("--clients", type=int, default=0,
                     help="measure with this many stream clients connected (half SSE, half WebSocket) plus 10 that "
-                         "never read (scripts/stream_clients.py); adds their bus → socket latency to the output")
+                         "never read (scripts/stream_clients.c, compiled with cc at start); adds their bus → socket "
+                         "latency to the output")
 parser.add_argument("--storm", action="store_true",
                     help="measure while 32 other ports flap as fast as the kernel takes it (a second ip -batch)")
 args = parser.parse_args()
@@ -126,7 +127,21 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
+def build_stream_clients():
+    """Compiles scripts/stream_clients.c into the work directory; returns the binary's path."""
+    if shutil.which("cc") is None:
+        sys.exit("bench_latency.py --clients needs a C compiler: `cc` was not found (install gcc or clang)")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_clients.c")
+    binary = os.path.join(work, "stream_clients")
+    built = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, source],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if built.returncode != 0:
+        sys.exit(f"could not compile {source}:\n{built.stdout}")
+    return binary
+
+
 def main():
+    stream_clients = build_stream_clients() if args.clients else None
     sock_path = os.path.join(work, "redis.sock")
     procs.append(subprocess.Popen(
         ["redis-server", "--port", "0", "--unixsocket", sock_path, "--save", "", "--appendonly", "no",
@@ -187,9 +202,8 @@ def main():
     if args.clients:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
         clients = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, os.path.join(os.path.dirname(__file__), "stream_clients.py"),
-             "--port", "9470", "--clients", str(args.clients)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True)
+            ["ip", "netns", "exec", ns, stream_clients, "--port", "9470", "--clients", str(args.clients)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         procs.append(clients)
         if clients.stdout.readline().strip() != "ready":
             sys.exit("the stream clients did not connect")
@@ -253,7 +267,10 @@ def main():
     if clients is not None:
         clients.stdin.write("stop\n")
         clients.stdin.flush()
-        streams = json.loads(clients.stdout.readline())
+        line = clients.stdout.readline()
+        if not line.strip():
+            sys.exit("the stream clients ended without a result")
+        streams = json.loads(line)
     print(json.dumps({
         **streams,
         "toggles": args.toggles,
