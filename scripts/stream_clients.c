@@ -78,6 +78,7 @@ struct reader {
     struct buf data;       /* the event's data so far */
     bool has_data;
     bool after_cr; /* the previous byte ended a line with \r: a \n right after it ends nothing */
+    char closed_comment[48]; /* `: closed: slow`, the daemon's last word on an SSE stream it ends */
     /* WebSocket */
     struct buf message; /* a fragmented message being assembled */
     bool in_message;
@@ -408,7 +409,11 @@ static void sse_line(struct reader *r, int index, const char *line, size_t len) 
         r->has_data = false;
         return;
     }
-    if (line[0] == ':') return; /* a comment: heartbeats, `: closed: slow` */
+    if (line[0] == ':') { /* a comment: heartbeats, `: closed: slow` */
+        if (len > 2 && !strncmp(line, ": closed", 8))
+            snprintf(r->closed_comment, sizeof r->closed_comment, "%.*s", (int)len - 2, line + 2);
+        return;
+    }
     const char *colon = memchr(line, ':', len);
     size_t name_len = colon ? (size_t)(colon - line) : len;
     const char *value = colon ? colon + 1 : line + len;
@@ -657,7 +662,10 @@ static void on_readable(struct reader *r, int index) {
         return;
     }
     if (n == 0) {
-        reader_close(r, index, "connection closed by the server");
+        char why[128];
+        snprintf(why, sizeof why, "connection closed by the server%s%s", r->closed_comment[0] ? ": " : "",
+                 r->closed_comment);
+        reader_close(r, index, why);
         return;
     }
     now_ns = monotonic_ns();
@@ -680,7 +688,12 @@ static void on_readable(struct reader *r, int index) {
         bool open = sse_body(r, index, r->in.p, r->in.len);
         if (r->phase == BODY) {
             r->in.len = 0; /* the SSE parser keeps its own state: every byte is consumed */
-            if (!open) reader_close(r, index, "the SSE stream ended");
+            if (!open) {
+                char why[128];
+                snprintf(why, sizeof why, "the SSE stream ended%s%s", r->closed_comment[0] ? ": " : "",
+                         r->closed_comment);
+                reader_close(r, index, why);
+            }
         }
     }
 }
@@ -833,7 +846,7 @@ struct metrics {
 };
 
 /* The two samples from a response (complete, or cut short by the server's close); frees it. */
-static struct metrics parse_metrics(struct http_response *r) {
+static struct metrics parse_metrics(struct http_response *r, bool report_closed) {
     struct metrics result = {-1, -1};
     int status = 0;
     if (r->body && sscanf(r->text.p, "HTTP/1.%*d %d", &status) == 1 && status == 200) {
@@ -845,7 +858,7 @@ static struct metrics parse_metrics(struct http_response *r) {
             text[len] = 0;
             result.closed_slow = sample(text, "portsyncd_stream_clients_closed_total{reason=\"slow\"}", 0);
             result.port_state_published = sample(text, "portsyncd_events_published_total{type=\"port_state\"}", -1);
-            if (closed_early[SSE] + closed_early[WS]) /* why, as the daemon counts it */
+            if (report_closed && closed_early[SSE] + closed_early[WS]) /* why, as the daemon counts it */
                 for (const char *line = text; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
                     if (!strncmp(line, "portsyncd_stream_clients_closed_total{", 38))
                         fprintf(stderr, "stream_clients: %.*s\n", (int)strcspn(line, "\n"), line);
@@ -857,7 +870,8 @@ static struct metrics parse_metrics(struct http_response *r) {
     return result;
 }
 
-/* One blocking GET /metrics (at the end, when nothing else is left to read). */
+/* One blocking GET /metrics (at the end, when nothing else is left to read); with the daemon's reasons on stderr
+   when readers were closed before the end. */
 static struct metrics fetch_metrics(void) {
     struct http_response response = {0};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -879,7 +893,7 @@ static struct metrics fetch_metrics(void) {
     }
     if (fd >= 0) close(fd);
     if (!response.text.p) return (struct metrics){-1, -1};
-    return parse_metrics(&response);
+    return parse_metrics(&response, true);
 }
 
 /* One GET /metrics in the event loop while the readers go on reading (a busy daemon may take seconds). */
@@ -903,7 +917,7 @@ static void metrics_finish(bool ok) {
     close(pending.fd);
     pending.fd = -1;
     struct metrics metrics = {-1, -1};
-    if (ok && pending.response.text.p) metrics = parse_metrics(&pending.response);
+    if (ok && pending.response.text.p) metrics = parse_metrics(&pending.response, false);
     buf_free(&pending.response.text);
     metrics_done(purpose, metrics);
 }
