@@ -97,6 +97,10 @@ extension HTTPServer {
         // Tells a reverse proxy (nginx) not to buffer the stream.
         if let name = HTTPField.Name("X-Accel-Buffering") { headers[name] = "no" }
         let closedSlow = Flag()
+        if settings.sendBufferBytes > 0 {
+            try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: settings.sendBufferBytes)
+                .get()
+        }
         let body = ResponseBody { writer in
             var reason = "client"
             defer {

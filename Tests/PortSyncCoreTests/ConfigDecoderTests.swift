@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 66)
+        #expect(schema.count == 67)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")

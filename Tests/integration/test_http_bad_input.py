@@ -166,3 +166,21 @@ def test_a_client_that_never_reads_is_closed_as_slow_and_nobody_else_waits(rig):
     deaf.close()
     reader.close()
     assert daemon.alive
+
+
+def test_an_sse_client_that_goes_away_frees_its_slot_by_the_next_heartbeat(rig):
+    """With `max_clients = 1`, an SSE client that closes its connection gives its slot back by the next heartbeat
+    at the latest (the server learns of a quiet client's departure from a failed write): a new client is then
+    admitted, the gauge says so, and each slot was released as `client`."""
+    daemon = rig.start(config={"http": {"port": 0, "max_clients": 1, "sse_heartbeat_ms": 500}})
+    api = Api(rig, daemon)
+    for round in range(3):
+        stream = api.sse()
+        assert stream.status == 200, round
+        stream.until(lambda e: e[1] == "sync")
+        stream.close()
+        wait_for(lambda: 'portsyncd_stream_clients{kind="sse"} 0' in api.get("/metrics")[2].decode(), timeout=10,
+                 what="the slot given back")
+    metrics = api.get("/metrics")[2].decode()
+    assert 'portsyncd_stream_clients_closed_total{reason="client"} 3' in metrics
+    assert 'portsyncd_stream_clients_refused_total 0' in metrics

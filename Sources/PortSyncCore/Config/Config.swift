@@ -129,6 +129,10 @@ public struct Config: Sendable, Hashable {
         /// Offer the WebSocket stream; false answers its upgrade with 404 (where a proxy cannot carry it,
         /// clients fall back to SSE).
         public var websocket = true
+        /// The kernel send buffer of each SSE stream, in bytes; 0: the kernel's automatic sizing (up to
+        /// `net.ipv4.tcp_wmem`, megabytes per client). Bounded, a client that stops reading fills it and then its
+        /// own event buffer soon, and is closed as slow, instead of parking megabytes in the kernel.
+        public var sendBufferBytes = 65536
     }
 
     public struct Events: Sendable, Hashable {

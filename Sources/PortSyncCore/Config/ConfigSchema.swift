@@ -150,6 +150,8 @@ extension Config {
             .init(section: "http", key: "sse_retry_ms", kind: .integer(0...3_600_000, \.http.sseRetryMs)),
             .init(section: "http", key: "ws_ping_ms", kind: .integer(100...3_600_000, \.http.wsPingMs)),
             .init(section: "http", key: "websocket", kind: .boolean(\.http.websocket)),
+            .init(
+                section: "http", key: "send_buffer_bytes", kind: .integer(0...16_777_216, \.http.sendBufferBytes)),
             .init(section: "events", key: "high_capacity", kind: .integer(1...1_000_000, \.events.highCapacity)),
             .init(section: "events", key: "medium_capacity", kind: .integer(1...1_000_000, \.events.mediumCapacity)),
             .init(section: "events", key: "low_capacity", kind: .integer(1...1_000_000, \.events.lowCapacity)),
