@@ -49,6 +49,12 @@ startup=""
 for _ in $(seq "$runs"); do
     startup+=$(python3 scripts/bench_startup.py --bin .build/release/portsyncd --ports 8192)$'\n'
 done
+# Optional (BENCH_SCALE=1): 8192 real ports and a surge (scripts/scale.py), one run only: it takes about 2 min.
+scale=""
+if [ -n "${BENCH_SCALE:-}" ]; then
+    scale=$(python3 scripts/scale.py --binary .build/release/portsyncd --ports "${BENCH_SCALE_PORTS:-8192}" --json) \
+        || echo "scale.py ended with status $? (its figures say why)" >&2
+fi
 rm -rf .bench/pipeline
 for run in $(seq "$runs"); do
     out=.bench/pipeline/run-$run
@@ -59,7 +65,8 @@ for run in $(seq "$runs"); do
         exit 1
     fi
 done
-python3 - "$decoder" "$latency" "$startup" "$storm" "$writer" "$clients" .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
+SCALE_RESULT="$scale" python3 - "$decoder" "$latency" "$startup" "$storm" "$writer" "$clients" \
+    .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
 import json, statistics, sys, platform, os
 decoder = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 latency = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
@@ -124,11 +131,29 @@ table = [
     ("redis-benchmark -P 64 HSET (reference), /s", med(writer, "reference_hset_per_s")),
     ("Redis writer (sync) / reference", med(writer, "ratio")),
 ]
+scale = json.loads(os.environ["SCALE_RESULT"]) if os.environ.get("SCALE_RESULT", "").strip() else None
+if scale and not scale.get("error"):
+    first_down = next(p for p in scale["surge"] if p["phase"] == "down #1")
+    first_up = next(p for p in scale["surge"] if p["phase"] == "up #1")
+    n = scale["ports"]
+    table += [
+        ("%d real ports (1 run): READY=1, s" % n, scale["ready_s"]),
+        ("  RSS with every port synced, MiB", scale["synced"]["rss_mib"]),
+        ("  idle CPU, % of one core", scale["idle_cpu_percent"]),
+        ("  every port down: until STATE_DB final, s", first_down["state_db_s"]),
+        ("  every port up: until STATE_DB final, s", first_up["state_db_s"]),
+        ("  STATE_DB rows lost after the surge", scale["final_state_db_lost"]),
+        ("  ports the stream view has wrong after it", scale["final_view_stale"]),
+        ("  bus intake drops (high) in the surge", scale["metrics"]["bus_intake_dropped"]["high"]),
+        ("  RSS after the surge, MiB", scale["after_surge"]["rss_mib"]),
+    ]
 print(f"{'measure (median of %d runs)' % len(latency):<48} {'value':>10}")
 for name, value in table:
     print(f"{name:<48} {value:>10.3f}" if value < 10 else f"{name:<48} {value:>10.1f}")
+if scale and scale.get("error"):
+    print(f"scale.py: {scale['error']}")
 result = {"runs": len(latency), "cpus": os.cpu_count(), "kernel": platform.release(),
-          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline, "redis_writer": writer, "clients": clients}}
+          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline, "redis_writer": writer, "clients": clients, "scale": scale}}
 with open(".bench/latest.json", "w") as f:
     json.dump(result, f, indent=2)
 print("written to .bench/latest.json")
