@@ -32,7 +32,7 @@ from test_http import Api
 
 BAR_US = 1_000_000
 # Bars of 1 s sampled every 200 ms (the ranges allow 1000 … and 0 …; etc/portsyncd.toml).
-BAR_CONFIG = {"channels": {"bar_interval_ms": BAR_US // 1000, "stats_interval_ms": 200},
+BAR_CONFIG = {"channels": {"bar_intervals_ms": [BAR_US // 1000], "stats_interval_ms": 200},
               "http": {"port": 0, "sse_heartbeat_ms": 1000}}
 # Far above anything a veth driven from Python reaches; a rate measured across a counter reset would be ~1e19.
 ABSURD_BPS = 1e11
