@@ -223,6 +223,10 @@ enum ChannelMetrics {
             Double($0.dropped)
         }
         family(
+            "portsyncd_channel_inputs_coalesced_total", "counter",
+            "Inputs replaced in a full channel intake by a later one of the same port."
+        ) { Double($0.coalesced) }
+        family(
             "portsyncd_channel_duplicates_folded_total", "counter",
             "Identical consecutive kernel messages folded into one link-channel event."
         ) { Double($0.duplicatesFolded) }
@@ -355,6 +359,16 @@ struct StreamingHealth: Encodable {
         for priority in BusPriority.allCases {
             lines.append(
                 "portsyncd_events_dropped_total{priority=\"\(priority.rawValue)\"} \(self.intake.dropped[priority.rawValue] ?? 0)"
+            )
+        }
+        lines += [
+            "# HELP portsyncd_events_coalesced_total Events replaced at the bus's full intake by a later one of the "
+                + "same port and kind, by priority.",
+            "# TYPE portsyncd_events_coalesced_total counter",
+        ]
+        for priority in BusPriority.allCases {
+            lines.append(
+                "portsyncd_events_coalesced_total{priority=\"\(priority.rawValue)\"} \(self.intake.coalesced[priority.rawValue] ?? 0)"
             )
         }
         lines += [

@@ -48,6 +48,34 @@ struct EventBusRuntimeTests {
     }
 }
 
+extension EventBusRuntimeTests {
+    @Test("A full lane coalesces each port's state to its latest, so every port's latest state arrives; others drop")
+    func surgeCoalesces() async {
+        let bus = EventBus(epoch: "ab", capacities: (2, 2, 2), replayCapacity: 100, clientBufferCapacity: 100)
+        let gate = Gate()
+        bus.queue.async { gate.wait() }
+        for round in 0..<3 {
+            for port in 0..<5 {
+                bus.publish(
+                    Self.state("Ethernet\(port * 4)", admin: round == 2 ? "down" : "up"), port: "Ethernet\(port * 4)")
+            }
+        }
+        bus.publish(.portDeleted(.init(ifindex: 3, traceID: 9)), port: "Ethernet16")
+        #expect(!bus.publish(.configReloaded(.init(successful: true)), priority: .high))
+        gate.open()
+        let states = await bus.portStates()
+        #expect(Set(states.keys) == ["Ethernet0", "Ethernet4", "Ethernet8", "Ethernet12"])
+        for (_, event) in states {
+            guard case .portState(let state) = event.data else { continue }
+            #expect(state.admin == "down")
+        }
+        let figures = await bus.figures()
+        // 16 offered: 2 fill the lane, 5 open an overflow slot (one per port), the other 9 replace a slot's event.
+        #expect(figures.intake.coalesced == ["high": 9])
+        #expect(figures.intake.dropped == ["high": 1])
+    }
+}
+
 /// Blocks one queue until opened (a test-only stand-in for a busy bus queue).
 final class Gate: @unchecked Sendable {
     private let semaphore = DispatchSemaphore(value: 0)

@@ -10,8 +10,8 @@ import Synchronization
 /// shards, samples every port's counters with one RTM_GETLINK dump per `channels.stats_interval_ms`, watches the
 /// shards for stalls and re-shards on a reload of `channels.workers`.
 ///
-/// The port path only appends to a shard's intake under a lock and never waits; a full intake drops the input and
-/// counts it (the port's next message or the next statistics dump restores the channel's view).
+/// The port path only appends to a shard's intake under a lock and never waits; a full intake keeps each port's
+/// latest input (coalesced, counted), so the channels' view of every port stays right in a surge.
 public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
     public let name = "channels"
     public let criticality = WorkerCriticality.important
@@ -141,7 +141,9 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
             return routing.shards[Self.shard(of: input.port, count: routing.shards.count)]
         }
         guard let target else { return }
-        let (_, wake) = target.intake.offer(item)
+        // A full intake keeps each port's latest input (the damper counts flaps from the carrier counter, so a
+        // coalesced message loses no flap).
+        let (_, wake) = target.intake.offer(item, key: input.port)
         if wake { target.queue.async { self.drain(target) } }
     }
 
@@ -229,7 +231,8 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
                         returning: ChannelFigures.Shard(
                             index: shard.index, ports: shard.channels.portCount, queueDepth: shard.intake.depth,
                             processed: shard.processed.load(ordering: .relaxed),
-                            dropped: shard.intake.counts.dropped[0], latency: LatencySummary(shard.latency),
+                            dropped: shard.intake.counts.dropped[0], coalesced: shard.intake.counts.coalesced[0],
+                            latency: LatencySummary(shard.latency),
                             duplicatesFolded: shard.channels.duplicatesFolded,
                             alertsActive: shard.channels.alerts.active.count,
                             suppressed: shard.channels.alerts.suppressedTotal,
@@ -327,7 +330,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
             routing.pending = nil
             for item in pending {
                 let shard = shards[Self.shard(of: item.input.port, count: count)]
-                if shard.intake.offer(item).wake { shard.queue.async { self.drain(shard) } }
+                if shard.intake.offer(item, key: item.input.port).wake { shard.queue.async { self.drain(shard) } }
             }
         }
         self.logger.notice(
@@ -376,7 +379,8 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
             case .linkChange(let port, let state):
                 self.bus.publish(.portState(state), port: port)
             case .health(let port, let health):
-                self.bus.publish(.portHealth(health), port: port)
+                // With the port's states (high), so that a release comes before the held state it lets through.
+                self.bus.publish(.portHealth(health), port: port, priority: .high)
                 self.logger.notice(
                     health.damped
                         ? "Port \(port) is flapping: damped (\(health.mode), penalty \(Int(health.penalty)), \(health.flaps) flaps)"
@@ -415,6 +419,8 @@ public struct ChannelFigures: Sendable, Codable, Equatable {
         public var queueDepth: Int
         public var processed: UInt64
         public var dropped: UInt64
+        /// Inputs replaced in a full intake by a later one of the same port.
+        public var coalesced: UInt64
         public var latency: LatencySummary
         public var duplicatesFolded: UInt64
         public var alertsActive: Int
@@ -423,7 +429,7 @@ public struct ChannelFigures: Sendable, Codable, Equatable {
         public var floodHeld: [String: UInt64]
 
         enum CodingKeys: String, CodingKey {
-            case index, ports, processed, dropped, latency, suppressed
+            case index, ports, processed, dropped, coalesced, latency, suppressed
             case floodHeld = "flood_held"
             case queueDepth = "queue_depth"
             case duplicatesFolded = "duplicates_folded"

@@ -6,8 +6,9 @@ public import PortSyncCore
 /// events without waiting; stream clients subscribe and read at their own pace.
 ///
 /// Intake: three bounded buffers, one per priority (`events.high_capacity` … defaults 1000 / 500 / 100), behind a
-/// lock held for an append. A full buffer drops the offered event and counts it: the port path never waits for
-/// the bus. The bus queue drains high first, gives each event its id, keeps it for replay and snapshots
+/// lock held for an append. A full buffer coalesces a port's events by kind (its latest state, health, bar; an
+/// alert's latest change) and drops other events, counting both: the port path never waits for the bus, and
+/// every port's latest state still arrives. The bus queue drains high first, gives each event its id, keeps it for replay and snapshots
 /// (`EventBusState`), and rings each matching subscriber's doorbell. A subscriber's own bounded buffer drops low
 /// priority first and then closes it as `slow` (it resumes from the replay ring with its `Last-Event-ID`).
 public final class EventBus: SupervisedWorker, @unchecked Sendable {
@@ -18,6 +19,8 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     /// The bus's intake figures.
     public struct IntakeCounters: Sendable, Hashable, Codable {
         public var dropped: [String: UInt64] = [:]
+        /// Events replaced in a full buffer by a later one of the same port and kind, by priority.
+        public var coalesced: [String: UInt64] = [:]
         public var accepted: UInt64 = 0
         public init() {}
     }
@@ -78,7 +81,8 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         let priority = priority ?? data.priority
         let lane = Self.lane(priority)
         let now = self.clock()
-        let (accepted, wake) = self.intake.offer((data, port, priority, now), lane: lane)
+        let (accepted, wake) = self.intake.offer(
+            (data, port, priority, now), lane: lane, key: Self.coalescingKey(data, port: port))
         if wake { self.queue.async { self.drain() } }
         return accepted
     }
@@ -90,7 +94,23 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         for (priority, dropped) in zip(BusPriority.allCases, counts.dropped) where dropped > 0 {
             counters.dropped[priority.rawValue] = dropped
         }
+        for (priority, coalesced) in zip(BusPriority.allCases, counts.coalesced) where coalesced > 0 {
+            counters.coalesced[priority.rawValue] = coalesced
+        }
         return counters
+    }
+
+    /// What a full intake buffer may coalesce an event with: the latest state of a port (a deletion included), its
+    /// health, its bar of one length, one alert's latest change. In a surge, every port's latest state still
+    /// reaches the bus (and so every snapshot); events without a key (reloads, worker phases) are dropped.
+    static func coalescingKey(_ data: BusEventData, port: String?) -> String? {
+        switch data {
+        case .portState, .portDeleted: port.map { "s" + $0 }
+        case .portHealth: port.map { "h" + $0 }
+        case .counterBar(let bar): port.map { "b\(bar.bar.intervalMicros)/" + $0 }
+        case .alertRaised(let alert), .alertCleared(let alert): "a\(alert.rule)/\(alert.subject)"
+        default: nil
+        }
     }
 
     private static func lane(_ priority: BusPriority) -> Int {
