@@ -27,6 +27,8 @@ parser.add_argument("--clients", type=int, default=0,
                     help="measure with this many stream clients connected (half SSE, half WebSocket) plus 10 that "
                          "never read (scripts/stream_clients.c, compiled with cc at start); adds their bus → socket "
                          "latency to the output")
+parser.add_argument("--interval-ms", type=float, default=0,
+                    help="pause between toggles (0: the next toggle as soon as STATE_DB has the last one)")
 parser.add_argument("--storm", action="store_true",
                     help="measure while 32 other ports flap as fast as the kernel takes it (a second ip -batch)")
 args = parser.parse_args()
@@ -201,6 +203,38 @@ def main():
                 return time.monotonic_ns()
 
     wait_keyspace()
+
+    def toggles(count, daemon, end_to_end):
+        for index in range(count + 20):
+            # Drain what earlier toggles left (a second NEWLINK, its keyspace event).
+            while select.select([listener], [], [], 0)[0]:
+                try:
+                    listener.recv(65536)
+                except OSError as error:  # ENOBUFS: this listener fell behind; its next event still times the kernel
+                    if error.errno != 105:
+                        raise
+            while subscriber.pending() or select.select([subscriber.sock], [], [], 0.002)[0]:
+                subscriber.read()
+            if args.interval_ms:
+                time.sleep(args.interval_ms / 1000)
+            state = "up" if toggles.state % 2 == 0 else "down"
+            toggles.state += 1
+            written = time.monotonic_ns()
+            ip.stdin.write(f"link set Ethernet0 {state}\n")
+            ip.stdin.flush()
+            select.select([listener], [], [], 5)
+            heard = time.monotonic_ns()
+            stored = wait_keyspace()
+            if index >= 20:  # warm-up
+                daemon.append((stored - heard) / 1000)
+                end_to_end.append((stored - written) / 1000)
+
+    toggles.state = 0
+    listener.setblocking(False)
+    # With clients: the same toggles first without them, for the ratio within one run.
+    baseline = []
+    if args.clients:
+        toggles(args.toggles, baseline, [])
     clients = None
     if args.clients:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
@@ -240,27 +274,7 @@ def main():
         storm_thread.start()
         storm_started = time.monotonic()
     daemon, end_to_end = [], []
-    listener.setblocking(False)
-    for index in range(args.toggles + 20):
-        # Drain what earlier toggles left (a second NEWLINK, its keyspace event).
-        while select.select([listener], [], [], 0)[0]:
-            try:
-                listener.recv(65536)
-            except OSError as error:  # ENOBUFS: this listener fell behind; its next event still times the kernel
-                if error.errno != 105:
-                    raise
-        while subscriber.pending() or select.select([subscriber.sock], [], [], 0.002)[0]:
-            subscriber.read()
-        state = "up" if index % 2 == 0 else "down"
-        written = time.monotonic_ns()
-        ip.stdin.write(f"link set Ethernet0 {state}\n")
-        ip.stdin.flush()
-        select.select([listener], [], [], 5)
-        heard = time.monotonic_ns()
-        stored = wait_keyspace()
-        if index >= 20:  # warm-up
-            daemon.append((stored - heard) / 1000)
-            end_to_end.append((stored - written) / 1000)
+    toggles(args.toggles, daemon, end_to_end)
     storm_rate = None
     if storm_stop is not None:
         storm_stop.set()
@@ -280,6 +294,11 @@ def main():
         "storm_changes_per_s": storm_rate,
         "daemon_latency_p50_us": round(percentile(daemon, 0.50), 1),
         "daemon_latency_p99_us": round(percentile(daemon, 0.99), 1),
+        "interval_ms": args.interval_ms,
+        **({"baseline_daemon_latency_p50_us": round(percentile(baseline, 0.50), 1),
+            "baseline_daemon_latency_p99_us": round(percentile(baseline, 0.99), 1),
+            "daemon_latency_p99_ratio": round(percentile(daemon, 0.99) / max(percentile(baseline, 0.99), 1), 2)}
+           if baseline else {}),
         "end_to_end_p50_us": round(percentile(end_to_end, 0.50), 1),
         "end_to_end_p99_us": round(percentile(end_to_end, 0.99), 1),
     }))

@@ -272,8 +272,24 @@ public struct BusEvent: Sendable, Hashable {
     public var timeMillis: Int64
     public var priority: BusPriority
     public var data: BusEventData
+    /// The wire JSON, rendered once when the bus publishes the event, so that a thousand stream clients share one
+    /// rendering instead of encoding it a thousand times. Not part of the event's identity.
+    public var rendered: String?
 
     public var type: BusEventType { self.data.type }
+
+    public static func == (lhs: BusEvent, rhs: BusEvent) -> Bool {
+        lhs.id == rhs.id && lhs.port == rhs.port && lhs.timeMillis == rhs.timeMillis && lhs.priority == rhs.priority
+            && lhs.data == rhs.data
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.id)
+        hasher.combine(self.port)
+        hasher.combine(self.timeMillis)
+        hasher.combine(self.priority)
+        hasher.combine(self.data)
+    }
 
     public init(
         id: BusEventID = BusEventID(epoch: "0", sequence: 0), port: String? = nil, timeMillis: Int64,

@@ -1,6 +1,7 @@
 public import Dispatch
 import Glibc
 public import PortSyncCore
+import Synchronization
 
 /// The event bus, an important worker on its own queue: publishers anywhere (the port path first of all) hand it
 /// events without waiting; stream clients subscribe and read at their own pace.
@@ -30,8 +31,15 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     private let intake: BoundedIntake<Pending>
     private let clock: @Sendable () -> Int64
 
+    /// Each subscriber's mailbox, which its stream handler empties without a hop to the bus queue.
+    private let mailboxes = Mutex<[EventBusState.SubscriberID: Mailbox]>([:])
+    private let clientBufferCapacity: Int
+
     // Bus queue only.
     private var state: EventBusState
+    /// Low-priority events dropped from mailboxes, and subscribers closed as slow there.
+    private var mailboxDroppedLow: UInt64 = 0
+    private var mailboxClosedSlow: UInt64 = 0
     private var doorbells: [EventBusState.SubscriberID: AsyncStream<Void>.Continuation] = [:]
     private var closeReasons: [EventBusState.SubscriberID: String] = [:]
     private var stopped = false
@@ -44,6 +52,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         clock: @escaping @Sendable () -> Int64 = EventBus.unixMillis
     ) {
         self.intake = BoundedIntake(capacities: [capacities.high, capacities.medium, capacities.low])
+        self.clientBufferCapacity = clientBufferCapacity
         self.state = EventBusState(
             epoch: epoch, replayCapacity: replayCapacity, clientBufferCapacity: clientBufferCapacity)
         self.clock = clock
@@ -124,16 +133,26 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     private func drain() {
         dispatchPrecondition(condition: .onQueue(self.queue))
         let batches = self.intake.takeAll()
-        var rung: Set<EventBusState.SubscriberID> = []
         for batch in batches {
             for (data, port, priority, time) in batch {
                 let (_, slow) = self.state.publish(
                     BusEvent(port: port, timeMillis: time, priority: priority, data: data))
                 for id in slow { self.close(id, reason: "slow") }
-                rung.formUnion(self.doorbells.keys)
             }
         }
-        for id in rung { self.doorbells[id]?.yield() }
+        // Hand each subscriber what matched into its mailbox, and ring only those that got something.
+        let mailboxes = self.mailboxes.withLock { $0 }
+        for (id, mailbox) in mailboxes {
+            guard let events = self.state.take(id), !events.isEmpty else { continue }
+            let (droppedLow, slow) = mailbox.deliver(events)
+            self.mailboxDroppedLow += droppedLow
+            if slow {
+                self.mailboxClosedSlow += 1
+                self.close(id, reason: "slow")
+            } else {
+                self.doorbells[id]?.yield()
+            }
+        }
     }
 
     // MARK: Subscribing (async, from stream handlers)
@@ -153,6 +172,8 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         return await withCheckedContinuation { (result: CheckedContinuation<Subscription, Never>) in
             self.queue.async {
                 let (id, initial) = self.state.subscribe(filter: filter, lastEventID: lastEventID, nowMillis: now)
+                let mailbox = Mailbox(capacity: self.clientBufferCapacity)
+                self.mailboxes.withLock { $0[id] = mailbox }
                 self.doorbells[id] = continuation
                 if self.stopped { self.close(id, reason: "shutdown") }
                 result.resume(returning: Subscription(id: id, initial: initial, doorbell: stream))
@@ -160,14 +181,11 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         }
     }
 
-    /// The live events queued for `id`, or `nil` once it is closed (with the reason).
+    /// The live events queued for `id`, or `nil` once it is closed (with the reason). Taken from the subscriber's
+    /// mailbox under its lock: a thousand clients do not queue up on the bus's queue for their events.
     public func take(_ id: EventBusState.SubscriberID) async -> (events: [BusEvent]?, closed: String?) {
-        await withCheckedContinuation { result in
-            self.queue.async {
-                let events = self.state.take(id)
-                result.resume(returning: (events, events == nil ? self.closeReasons[id] : nil))
-            }
-        }
+        guard let mailbox = self.mailboxes.withLock({ $0[id] }) else { return (nil, nil) }
+        return mailbox.take()
     }
 
     /// Why `id` was closed by the bus (`slow`, `shutdown`), without taking its events; `nil` while it is open.
@@ -183,6 +201,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
             self.state.unsubscribe(id)
             self.doorbells.removeValue(forKey: id)?.finish()
             self.closeReasons[id] = nil
+            self.mailboxes.withLock { $0[id] = nil }
         }
     }
 
@@ -202,7 +221,12 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     public func figures() async -> (counters: EventBusState.Counters, subscribers: Int, intake: IntakeCounters) {
         let intake = self.intakeCounters
         return await withCheckedContinuation { result in
-            self.queue.async { result.resume(returning: (self.state.counters, self.state.subscriberCount, intake)) }
+            self.queue.async {
+                var counters = self.state.counters
+                counters.clientDroppedLow += self.mailboxDroppedLow
+                counters.clientsClosedSlow += self.mailboxClosedSlow
+                result.resume(returning: (counters, self.state.subscriberCount, intake))
+            }
         }
     }
 
@@ -232,7 +256,50 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
 
     private func close(_ id: EventBusState.SubscriberID, reason: String) {
         self.closeReasons[id] = reason
+        self.mailboxes.withLock { $0[id] }?.close(reason: reason)
         self.state.unsubscribe(id)
         self.doorbells.removeValue(forKey: id)?.finish()
+    }
+}
+
+/// One subscriber's bounded buffer (`ClientBuffer`: low priority dropped first, then closed as slow), filled on the
+/// bus queue and emptied by the subscriber's stream handler, each under the lock for an append or a take.
+final class Mailbox: Sendable {
+    private struct State: ~Copyable {
+        var buffer: ClientBuffer
+        var closed: String?
+    }
+
+    private let state: Mutex<State>
+
+    init(capacity: Int) {
+        self.state = Mutex(State(buffer: ClientBuffer(capacity: capacity)))
+    }
+
+    /// Appends `events`; returns the low-priority events dropped and whether the subscriber is now too slow.
+    func deliver(_ events: [BusEvent]) -> (droppedLow: UInt64, slow: Bool) {
+        self.state.withLock { state in
+            var dropped: UInt64 = 0
+            for event in events {
+                switch state.buffer.offer(event) {
+                case .queued: break
+                case .droppedLow: dropped += 1
+                case .slow: return (dropped, true)
+                }
+            }
+            return (dropped, false)
+        }
+    }
+
+    /// What is queued, or `nil` and the reason once closed.
+    func take() -> (events: [BusEvent]?, closed: String?) {
+        self.state.withLock { state in
+            if let reason = state.closed { return (nil, reason) }
+            return (state.buffer.takeAll(), nil)
+        }
+    }
+
+    func close(reason: String) {
+        self.state.withLock { $0.closed = reason }
     }
 }
