@@ -5,6 +5,10 @@
 # The Redis writer rows: `portsyncd-bench redis-writer` (the real PortStateWriter, pipelined, into a private
 # redis-server on a unix socket) in HSET-equivalents per second, next to `redis-benchmark -P 64 -t hset` against the
 # same server as the reference.
+# The channel rows: `portsyncd-bench channels` (see Sources/portsyncd-bench/ChannelBench.swift). Latency is from the
+# offer to the real ChannelWorker to a subscriber's take from the real EventBus, paced at 10 000 link events/s round
+# robin over the ports (every one a state change with counters); CPU times are the thread's own (CLOCK_THREAD_CPUTIME_ID)
+# on a simulated clock, every port with a full bar history; RSS per port is the growth over a fresh process.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -32,6 +36,21 @@ for _ in $(seq "$runs"); do
     writer+="{\"reference_hset_per_s\": ${reference:-0}, \"sync\": $sync_mode, \"async\": $async_mode}"$'\n'
 done
 kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null || true
+channels=""
+for _ in $(seq "$runs"); do
+    channels+=$(.build/release/portsyncd-bench channels latency 8192 10000 12)$'\n'
+done
+channels_large=$(.build/release/portsyncd-bench channels latency 100000 10000 12)
+channels_unpaced=""
+for _ in $(seq "$runs"); do
+    channels_unpaced+=$(.build/release/portsyncd-bench channels latency 8192 0 5)$'\n'
+done
+channel_events=""
+for _ in $(seq "$runs"); do
+    channel_events+=$(.build/release/portsyncd-bench channels events 8192 200000)$'\n'
+done
+channel_ticks=$(.build/release/portsyncd-bench channels ticks 8192 "$runs")
+channel_ticks_large=$(.build/release/portsyncd-bench channels ticks 100000 "$runs")
 latency=""
 for _ in $(seq "$runs"); do
     latency+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles "${BENCH_TOGGLES:-400}")$'\n'
@@ -65,9 +84,14 @@ for run in $(seq "$runs"); do
         exit 1
     fi
 done
-SCALE_RESULT="$scale" python3 - "$decoder" "$latency" "$startup" "$storm" "$writer" "$clients" \
+SCALE_RESULT="$scale" python3 - "$decoder" "$latency" "$startup" "$storm" "$writer" "$clients" "$channels" "$channels_large" \
+    "$channels_unpaced" "$channel_events" "$channel_ticks" "$channel_ticks_large" \
     .bench/pipeline/run-*/Current_run.jmh.json <<'PY'
 import json, statistics, sys, platform, os
+def lines(text): return [json.loads(l) for l in text.splitlines() if l.strip()]
+channels, channels_large, channels_unpaced, channel_events, channel_ticks, channel_ticks_large = (
+    lines(text) for text in sys.argv[7:13])
+del sys.argv[7:13]
 decoder = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 latency = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
 startup = [json.loads(l) for l in sys.argv[3].splitlines() if l.strip()]
@@ -130,6 +154,24 @@ table = [
     ("Redis writer (async), HSET-equivalents/s", med(writer, "async_hset_per_s")),
     ("redis-benchmark -P 64 HSET (reference), /s", med(writer, "reference_hset_per_s")),
     ("Redis writer (sync) / reference", med(writer, "ratio")),
+    ("channels, 10 k events/s, 8192 ports: p50, µs", med(channels, "p50_us")),
+    ("channels, 10 k events/s, 8192 ports: p99, µs", med(channels, "p99_us")),
+    ("channels, 10 k events/s, 8192 ports: p99.9, µs", med(channels, "p999_us")),
+    ("channels, 10 k events/s, 8192 ports: max, µs", med(channels, "max_us")),
+    ("channels, 10 k events/s: process CPU/event, µs", med(channels, "cpu_us_per_event")),
+    ("channels, 10 k events/s, 100 000 ports: p99, µs", med(channels_large, "p99_us")),
+    ("channels, 10 k events/s, 100 000 ports: max, µs", med(channels_large, "max_us")),
+    ("channels unpaced, 8192 ports: events/s", med(channels_unpaced, "events_per_s")),
+    ("channels: PortChannels.link, ns/event", med(channel_events, "link_ns_per_event")),
+    ("channels: port_state JSON, ns/event", med(channel_events, "json_ns_per_port_state")),
+    ("bars of 8192 ports closed: tick CPU, ms", med(channel_ticks, "close_tick_cpu_ms")),
+    ("bars of 100 000 ports closed: tick CPU, ms", med(channel_ticks_large, "close_tick_cpu_ms")),
+    ("tick closing nothing, 8192 ports: CPU, µs", 1000 * med(channel_ticks, "idle_tick_cpu_ms")),
+    ("tick closing nothing, 100 000 ports: CPU, µs", 1000 * med(channel_ticks_large, "idle_tick_cpu_ms")),
+    ("statistics of 8192 ports: CPU per dump, ms", med(channel_ticks, "stats_sample_cpu_ms")),
+    ("statistics of 100 000 ports: CPU per dump, ms", med(channel_ticks_large, "stats_sample_cpu_ms")),
+    ("100 000 ports, 60 bars each: RSS/port, KiB",
+     med(channel_ticks_large, "rss_bytes_per_port_full_history") / 1024),
 ]
 scale = json.loads(os.environ["SCALE_RESULT"]) if os.environ.get("SCALE_RESULT", "").strip() else None
 if scale and not scale.get("error"):
@@ -153,7 +195,9 @@ for name, value in table:
 if scale and scale.get("error"):
     print(f"scale.py: {scale['error']}")
 result = {"runs": len(latency), "cpus": os.cpu_count(), "kernel": platform.release(),
-          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline, "redis_writer": writer, "clients": clients, "scale": scale}}
+          "results": {name: value for name, value in table}, "raw": {"decoder": decoder, "latency": latency, "startup": startup, "storm": storm, "pipeline": pipeline, "redis_writer": writer, "clients": clients,
+                  "channels": {"paced": channels, "paced_100k": channels_large, "unpaced": channels_unpaced,
+                               "events": channel_events, "ticks": channel_ticks, "ticks_100k": channel_ticks_large}, "scale": scale}}
 with open(".bench/latest.json", "w") as f:
     json.dump(result, f, indent=2)
 print("written to .bench/latest.json")

@@ -7,11 +7,14 @@ import PortSyncRuntime
 ///
 /// `portsyncd-bench redis-writer SOCKET [PORTS] [UPDATES] [IN_FLIGHT] [sync|async]`: the Redis writer's throughput
 /// into the Redis server at SOCKET (`WriterThroughput`), in HSET-equivalents per second, one line of JSON.
+///
+/// `portsyncd-bench channels latency|ticks|events|trace …`: the channel pipelines (`ChannelBench`), lines of JSON
+/// (`trace`: every output of seeded random scenarios, to compare two builds).
 let usage = """
     usage: portsyncd-bench FIXTURE_DIR [ROUNDS]
            portsyncd-bench redis-writer SOCKET [PORTS] [UPDATES] [IN_FLIGHT] [sync|async]
 
-    """
+    """ + ChannelBench.usage
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
     FileHandle.standardError.write(Data(usage.utf8))
@@ -38,6 +41,13 @@ if arguments[1] == "redis-writer" {
         FileHandle.standardError.write(Data("portsyncd-bench: \(error)\n".utf8))
         exit(1)
     }
+}
+if arguments[1] == "channels" {
+    guard ChannelBench.run(Array(arguments.dropFirst(2))) else {
+        FileHandle.standardError.write(Data(usage.utf8))
+        exit(2)
+    }
+    exit(0)
 }
 let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 7 : 7
 let directory = URL(fileURLWithPath: arguments[1])
