@@ -126,9 +126,13 @@ public struct AlertEngine: Sendable {
         var raisedAt: UInt64 = 0
         var suppressed: UInt64 = 0
         var lastValue: Double = 0
+
+        /// Neither active nor pending: the same as no state at all (`lastValue` is only read while active).
+        var isIdle: Bool { !self.active && self.pendingSince == nil && self.quietSince == nil && self.suppressed == 0 }
     }
 
     public private(set) var rules: [String: AlertRule]
+    /// The pairs that are active or pending; an idle pair is not kept.
     private var states: [String: [String: State]] = [:]
     /// Repeats suppressed over the engine's life, by rule.
     public private(set) var suppressedTotal: [String: UInt64] = [:]
@@ -180,7 +184,7 @@ public struct AlertEngine: Sendable {
     ) -> AlertChange? {
         guard let rule = self.rules[name] else { return nil }
         var state = self.states[name]?[subject] ?? State()
-        defer { self.states[name, default: [:]][subject] = state }
+        defer { self.store(state, rule: name, subject: subject) }
         state.lastValue = value
         if state.active {
             if value >= rule.raiseAt && occurrence {
@@ -216,7 +220,7 @@ public struct AlertEngine: Sendable {
             guard let rule = self.rules[name] else { continue }
             for (subject, var state) in subjects where state.active {
                 if let change = self.clearIfDue(rule, subject, &state, now: now) { changes.append(change) }
-                self.states[name]?[subject] = state
+                self.store(state, rule: name, subject: subject)
             }
         }
         return changes.sorted { ($0.rule, $0.subject) < ($1.rule, $1.subject) }
@@ -254,6 +258,24 @@ public struct AlertEngine: Sendable {
             for (subject, state) in subjects { self.states[name, default: [:]][subject] = state }
         }
         for (name, count) in other.suppressedTotal { self.suppressedTotal[name, default: 0] += count }
+    }
+
+    /// Whether `subject` has an alert active or pending under any rule (it must be measured again even when
+    /// nothing happens to it).
+    func isTracking(_ subject: String) -> Bool {
+        self.states.values.contains { $0[subject] != nil }
+    }
+
+    /// Whether a measurement of 0 can raise an alert (a rule with `raiseAt ≤ 0`): then every subject must be
+    /// measured, tracked or not.
+    var raisesAtZero: Bool { self.rules.values.contains { $0.raiseAt <= 0 } }
+
+    private mutating func store(_ state: State, rule name: String, subject: String) {
+        if !state.isIdle {
+            self.states[name, default: [:]][subject] = state
+        } else if self.states[name]?[subject] != nil {
+            self.states[name]?[subject] = nil
+        }
     }
 
     private func clearIfDue(_ rule: AlertRule, _ subject: String, _ state: inout State, now: UInt64) -> AlertChange? {
@@ -297,6 +319,9 @@ public struct SlidingWindowCounter: Sendable, Hashable {
         }
         return count
     }
+
+    /// No event kept (none within the window at the last count, none added since).
+    var isEmpty: Bool { self.times.isEmpty }
 
     /// Events within the window ending at `now` (older ones are forgotten).
     public mutating func count(at now: UInt64) -> Int {

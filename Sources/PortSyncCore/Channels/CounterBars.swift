@@ -89,7 +89,13 @@ public struct CounterSample: Sendable, Hashable {
 public struct CounterBarBuilder: Sendable {
     public let intervalMicros: UInt64
     public let historyCapacity: Int
-    public private(set) var history: [CounterBar] = []
+    /// The last closed bars, oldest first.
+    public var history: [CounterBar] {
+        self.oldest == 0 ? self.kept : Array(self.kept[self.oldest...] + self.kept[..<self.oldest])
+    }
+    /// The closed bars kept, a ring once `historyCapacity` are there: the oldest is at `oldest`.
+    private var kept: [CounterBar] = []
+    private var oldest = 0
     private var current: CounterBar?
     private var last: CounterSample?
 
@@ -159,6 +165,9 @@ public struct CounterBarBuilder: Sendable {
         return closed
     }
 
+    /// When the open bar ends (`close(upTo:)` closes it from then on); `nil` before the first sample.
+    var nextCloseMicros: UInt64? { self.current?.endMicros }
+
     private func openBar(at time: UInt64) -> CounterBar {
         let start = time - time % self.intervalMicros
         return CounterBar(start: start, end: start + self.intervalMicros, interval: self.intervalMicros)
@@ -169,9 +178,15 @@ public struct CounterBarBuilder: Sendable {
     }
 
     private mutating func remember(_ bar: CounterBar) {
-        self.history.append(bar)
-        if self.history.count > self.historyCapacity {
-            self.history.removeFirst(self.history.count - self.historyCapacity)
+        if self.kept.count < self.historyCapacity {
+            // Grown as an array grows, but never past the capacity: a full history wastes no room.
+            if self.kept.count == self.kept.capacity {
+                self.kept.reserveCapacity(Swift.min(Swift.max(self.kept.count * 2, 1), self.historyCapacity))
+            }
+            self.kept.append(bar)
+        } else {
+            self.kept[self.oldest] = bar
+            self.oldest = (self.oldest + 1) % self.historyCapacity
         }
     }
 

@@ -56,6 +56,14 @@ public struct PortChannels: Sendable {
         var heldState: BusEventData.PortState?
         /// The previous counter sample, for the rate rules (error rate, utilisation).
         var lastSample: CounterSample?
+        /// The bar end this port is filed under in `closing`.
+        var closesAt: UInt64?
+        /// Whether it is in `watched`.
+        var watched = false
+
+        /// What stands in `ports` while the port itself is taken out to be changed (so it is never copied).
+        static let vacant = Port(
+            damper: FlapDamper(parameters: .init()), flaps: SlidingWindowCounter(windowMicros: 1), bars: [])
     }
 
     fileprivate struct LinkKey: Sendable, Hashable {
@@ -95,6 +103,11 @@ public struct PortChannels: Sendable {
     public private(set) var settings: ChannelSettings
     private var rules: Rules
     private var ports: [String: Port] = [:]
+    /// Ports by the end of their next bar, for `tick` (an entry whose port has since moved on is skipped there).
+    private var closing: [UInt64: [String]] = [:]
+    /// Ports `tick` looks at every second: damping decaying, flaps in a window, an alert active or pending, oper
+    /// down under an `oper_down` rule. The others only when a bar of theirs ends.
+    private var watched: Set<String> = []
     public private(set) var alerts: AlertEngine
     /// Identical consecutive kernel messages folded into the previous link event.
     public private(set) var duplicatesFolded: UInt64 = 0
@@ -124,7 +137,9 @@ public struct PortChannels: Sendable {
         for name in self.ports.keys {
             self.ports[name]?.damper.parameters = settings.damping
             self.ports[name]?.flaps.resize(windowMicros: self.rules.flapMemoryMicros)
+            self.ports[name]?.watched = true  // each is judged again at the next tick
         }
+        self.watched.formUnion(self.ports.keys)
         var outputs: [ChannelOutput] = []
         for change in self.alerts.update(rules: settings.rules, now: now) { self.emit(change, now, into: &outputs) }
         return outputs
@@ -133,8 +148,9 @@ public struct PortChannels: Sendable {
     /// One accepted kernel link message.
     public mutating func link(_ event: LinkEvent, port name: String, now: UInt64) -> [ChannelOutput] {
         let message = event.message
-        var port = self.ports[name] ?? self.newPort()
-        defer { self.ports[name] = port }
+        let slot = self.ports.index(forKey: name)
+        var port = slot.map { self.takePort(at: $0) } ?? self.newPort()
+        defer { self.put(&port, name, at: slot, watch: true) }
         var outputs: [ChannelOutput] = []
         if let stats = message.stats {
             self.addStats(&port, name, ifindex: message.ifindex, stats: stats, now: now, into: &outputs)
@@ -197,8 +213,11 @@ public struct PortChannels: Sendable {
     public mutating func stats(port name: String, ifindex: Int32, stats: LinkStatistics, now: UInt64)
         -> [ChannelOutput]
     {
-        var port = self.ports[name] ?? self.newPort()
-        defer { self.ports[name] = port }
+        let slot = self.ports.index(forKey: name)
+        var port = slot.map { self.takePort(at: $0) } ?? self.newPort()
+        // A rate rule may start or end an alert here: the port is judged again then.
+        let rated = !self.rules.errorRate.isEmpty || !self.rules.utilisation.isEmpty
+        defer { self.put(&port, name, at: slot, watch: slot == nil || rated) }
         var outputs: [ChannelOutput] = []
         self.addStats(&port, name, ifindex: ifindex, stats: stats, now: now, into: &outputs)
         return outputs
@@ -207,6 +226,7 @@ public struct PortChannels: Sendable {
     /// The port is gone: its open bars close (flagged reset), its alerts clear and its state is forgotten.
     public mutating func deleted(port name: String, now: UInt64) -> [ChannelOutput] {
         guard var port = self.ports.removeValue(forKey: name) else { return [] }
+        self.watched.remove(name)
         var outputs: [ChannelOutput] = []
         for index in port.bars.indices {
             for bar in port.bars[index].close(upTo: now) { outputs.append(.bar(port: name, Self.bar(bar))) }
@@ -222,11 +242,30 @@ public struct PortChannels: Sendable {
     /// Time passes: bars close, damped ports are released, time-based rules are measured, alerts clear after their
     /// quiet period.
     public mutating func tick(now: UInt64) -> [ChannelOutput] {
+        // The watched ports and those with a bar ending by now, in name order: nothing is due for any other. (The
+        // sort is cheap: a tick files the ports it closed in this order, and a list in order sorts in one pass.)
+        let everyPort = self.alerts.raisesAtZero
+        var due = everyPort ? Array(self.ports.keys) : Array(self.watched)
+        for end in self.closing.keys.filter({ $0 <= now }) { due += self.closing.removeValue(forKey: end) ?? [] }
+        due.sort()
         var outputs: [ChannelOutput] = []
-        for name in self.ports.keys.sorted() {
-            guard var port = self.ports[name] else { continue }
+        var previous: String?
+        for name in due where name != previous {
+            previous = name
+            guard let slot = self.ports.index(forKey: name) else {
+                self.watched.remove(name)
+                continue
+            }
+            let watched = everyPort || self.ports.values[slot].watched
+            guard watched || self.ports.values[slot].closesAt ?? .max <= now else { continue }
+            var port = self.takePort(at: slot)
             for index in port.bars.indices {
                 for bar in port.bars[index].close(upTo: now) { outputs.append(.bar(port: name, Self.bar(bar))) }
+            }
+            // An unwatched port has no damping to decay, no flap in a window and no alert to measure.
+            guard watched else {
+                self.put(&port, name, at: slot, watch: false)
+                continue
             }
             if self.settings.dampingMode != .off, port.damper.tick(now: now) == .released {
                 outputs.append(.health(port: name, self.health(port.damper, damped: false, now: now)))
@@ -247,7 +286,7 @@ public struct PortChannels: Sendable {
                 self.observe(rule, name, seconds, now, occurrence: false, into: &outputs)
             }
             _ = port.flaps.count(at: now)  // forget what no window needs
-            self.ports[name] = port
+            self.put(&port, name, at: slot, watch: true)
         }
         for change in self.alerts.tick(now: now) { self.emit(change, now, into: &outputs) }
         self.closeFloodWindow(now, into: &outputs)
@@ -288,12 +327,15 @@ public struct PortChannels: Sendable {
             self.ports[name] = nil
         }
         part.alerts = self.alerts.split { name in take(name) && !name.hasPrefix(Self.channelSubjectPrefix) }
+        self.reindex()
+        part.reindex()
         return part
     }
 
     /// Takes over `other`'s ports, alerts and counts (re-sharding; the port sets are disjoint).
     public mutating func absorb(_ other: PortChannels) {
         for (name, port) in other.ports { self.ports[name] = port }
+        self.reindex()
         self.alerts.absorb(other.alerts)
         self.duplicatesFolded += other.duplicatesFolded
         for (rule, count) in other.floodHeldTotal { self.floodHeldTotal[rule, default: 0] += count }
@@ -337,6 +379,48 @@ public struct PortChannels: Sendable {
         }
         self.floodHeld = [:]
         self.floodSent = [:]
+    }
+
+    /// Takes the port at `index` out of `ports`, leaving `Port.vacant` there until `put`: changed alone, its
+    /// arrays are not copied.
+    private mutating func takePort(at index: [String: Port].Index) -> Port {
+        var port = Port.vacant
+        swap(&port, &self.ports.values[index])
+        return port
+    }
+
+    /// Puts the port back (at `index`, where it was taken, or as a new one), filed under the end of its next bar
+    /// and, when `watch`, judged again: among the watched ports or not.
+    private mutating func put(_ port: inout Port, _ name: String, at index: [String: Port].Index?, watch: Bool) {
+        var closesAt: UInt64?
+        for bar in port.bars.indices {
+            if let end = port.bars[bar].nextCloseMicros, end < closesAt ?? .max { closesAt = end }
+        }
+        if let closesAt, closesAt != port.closesAt { self.closing[closesAt, default: []].append(name) }
+        port.closesAt = closesAt
+        if watch {
+            let decaying = port.damper.damped || port.damper.penalty != 0
+            let needsTick =
+                ((self.settings.dampingMode != .off || !self.rules.damped.isEmpty) && decaying)
+                || !port.flaps.isEmpty || self.alerts.isTracking(name)
+                || (port.operDownSince != nil && !self.rules.operDown.isEmpty)
+            if needsTick != port.watched {
+                if needsTick { self.watched.insert(name) } else { self.watched.remove(name) }
+                port.watched = needsTick
+            }
+        }
+        if let index { swap(&port, &self.ports.values[index]) } else { self.ports[name] = port }
+    }
+
+    /// `closing` and `watched` again from the ports (after ports moved in or out); every port is judged at the
+    /// next tick.
+    private mutating func reindex() {
+        self.closing = [:]
+        for (name, port) in self.ports {
+            if let end = port.closesAt { self.closing[end, default: []].append(name) }
+        }
+        for name in self.ports.keys { self.ports[name]?.watched = true }
+        self.watched = Set(self.ports.keys)
     }
 
     private func newPort() -> Port {
