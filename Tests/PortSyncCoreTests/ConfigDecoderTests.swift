@@ -85,6 +85,7 @@ struct ConfigDecoderTests {
             sse_retry_ms = 0
             ws_ping_ms = 3600000
             websocket = false
+            send_buffer_bytes = 16777216
 
             [events]
             high_capacity = 1
@@ -176,6 +177,7 @@ struct ConfigDecoderTests {
         expected.http.sseRetryMs = 0
         expected.http.wsPingMs = 3_600_000
         expected.http.websocket = false
+        expected.http.sendBufferBytes = 16_777_216
         expected.events.highCapacity = 1
         expected.events.mediumCapacity = 1_000_000
         expected.events.lowCapacity = 1

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The kinds of event the event bus carries; each has a documented JSON schema (`docs/events.md`) and a test.
 public enum BusEventType: String, Sendable, Hashable, Codable, CaseIterable {
     case portState = "port_state"
@@ -266,15 +268,28 @@ public enum BusEventData: Sendable, Hashable {
 /// One event on the bus. `id` is assigned by the bus when the event is published; `json` is its wire form,
 /// rendered once and shared by every subscriber.
 public struct BusEvent: Sendable, Hashable {
+    /// Holds an event's wire JSON once rendered.
+    final class WireCache: Sendable {
+        private let text = Mutex<String?>(nil)
+
+        func get(_ render: () -> String) -> String {
+            if let text = self.text.withLock({ $0 }) { return text }
+            let rendered = render()
+            self.text.withLock { $0 = rendered }
+            return rendered
+        }
+    }
+
     public var id: BusEventID
     public var port: String?
     /// Unix time in milliseconds.
     public var timeMillis: Int64
     public var priority: BusPriority
     public var data: BusEventData
-    /// The wire JSON, rendered once when the bus publishes the event, so that a thousand stream clients share one
-    /// rendering instead of encoding it a thousand times. Not part of the event's identity.
-    public var rendered: String?
+    /// The wire JSON, rendered by the first stream client that sends the event and shared by every copy of it, so
+    /// that a thousand clients share one rendering and an event no client reads is never rendered. Not part of
+    /// the event's identity.
+    let wire = WireCache()
 
     public var type: BusEventType { self.data.type }
 

@@ -5,7 +5,7 @@ extension BusEvent {
     /// `{"data":{"admin":"up",…},"id":"5f1c-42","port":"Ethernet0","priority":"high","time_ms":…,"type":"port_state"}`.
     /// `port` is absent for events about no port. The schema of `data` per type is in `docs/events.md`.
     public func json() -> String {
-        self.rendered ?? self.render()
+        self.wire.get { self.render() }
     }
 
     /// The wire JSON, encoded now.

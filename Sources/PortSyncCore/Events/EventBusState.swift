@@ -49,7 +49,6 @@ public struct EventBusState: Sendable {
     public mutating func publish(_ event: BusEvent) -> (event: BusEvent, slow: [SubscriberID]) {
         var event = event
         event.id = BusEventID(epoch: self.epoch, sequence: self.ring.newest + 1)
-        event.rendered = event.render()
         self.ring.append(event)
         self.counters.published[event.type.rawValue, default: 0] += 1
         if let port = event.port {
