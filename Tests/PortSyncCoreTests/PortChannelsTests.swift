@@ -281,3 +281,49 @@ struct PortChannelFloodTests {
         #expect(!next.contains { if case .alert = $0 { true } else { false } })
     }
 }
+
+/// A port deleted and re-created in the middle of a bar: the traffic before and after is all in the bars, the bars
+/// on both sides are flagged reset, and no rate is negative.
+@Suite("PortChannels re-created port")
+struct PortChannelRecreateTests {
+    static let second: UInt64 = 1_000_000
+
+    static func bars(_ outputs: [ChannelOutput]) -> [CounterBar] {
+        outputs.compactMap { if case .bar(_, let bar) = $0 { bar.bar } else { nil } }
+    }
+
+    @Test("Deleted at 13.5 s (its last counters in the deletion), re-created at 14.2 s with a new ifindex")
+    func recreated() {
+        var channels = PortChannels(settings: ChannelSettings())
+        var bars: [CounterBar] = []
+        // 1000 bytes/s sent from 10 s to 13 s; the deletion message says 3500.
+        for second in 10...13 {
+            bars += Self.bars(
+                channels.stats(
+                    port: "Ethernet0", ifindex: 5, stats: LinkStatistics(txBytes: UInt64(second - 10) * 1000),
+                    now: UInt64(second) * Self.second))
+        }
+        bars += Self.bars(
+            channels.deleted(
+                port: "Ethernet0", now: 13_500_000, ifindex: 5, stats: LinkStatistics(txBytes: 3500)))
+        #expect(bars.count == 1 && bars[0].reset && bars[0].txBytes == 3500 && bars[0].endMicros == 13_500_000)
+        // Re-created as ifindex 9, which has sent 200 bytes by its first sample, then 1000 bytes/s.
+        bars += Self.bars(
+            channels.stats(port: "Ethernet0", ifindex: 9, stats: LinkStatistics(txBytes: 200), now: 14_200_000))
+        for second in 15...21 {
+            bars += Self.bars(
+                channels.stats(
+                    port: "Ethernet0", ifindex: 9, stats: LinkStatistics(txBytes: 200 + UInt64(second - 14) * 1000),
+                    now: UInt64(second) * Self.second))
+        }
+        bars += Self.bars(channels.tick(now: 21 * Self.second))
+        #expect(bars.count == 2)
+        let after = bars[1]
+        #expect(after.reset && after.startMicros == 14_200_000 && after.endMicros == 20_000_000)
+        // 200 bytes before its first sample, then 1000 a second from 15 s to 19 s (the 20 s sample is the next bar's).
+        #expect(after.txBytes == 5200)
+        #expect(bars.allSatisfy { ($0.txBitsPerSecond?.low ?? 0) >= 0 && ($0.txBitsPerSecond?.high ?? 0) < 1e9 })
+        // The history of the port goes on across its re-creation.
+        #expect(channels.bars(port: "Ethernet0", intervalMicros: 10 * Self.second).count == 2)
+    }
+}

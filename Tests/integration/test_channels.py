@@ -362,14 +362,6 @@ def test_recreated_port_rates_stay_sane(recreated):
         <= recreated["sent"]
 
 
-@pytest.mark.xfail(reason=(
-    "daemon bug: PortChannels.deleted(port:) (Sources/PortSyncCore/Channels/PortChannels.swift) calls "
-    "CounterBarBuilder.close(upTo: now), which closes only bars that end at or before now, so the open bar "
-    "(with the traffic counted since its start) is discarded instead of being closed and flagged reset as the "
-    "function's comment and the README say; and as the port's builder is dropped with it, the re-created port "
-    "(new ifindex) starts a fresh builder whose first bar is aligned back to the interval start and is not "
-    "flagged either. So no bar is ever flagged reset for a delete and re-create, and the traffic of the "
-    "interrupted bar is lost from the volumes."), strict=False)
 def test_recreated_port_splits_the_bar_flagged_reset_and_keeps_the_volume(recreated):
     """The bar the port was deleted in is closed and flagged `reset` (README: a new ifindex splits the bar), and
     the volumes still add up: the frames sent before the delete (counted by a statistics sample in the open

@@ -112,20 +112,45 @@ public struct CounterBarBuilder: Sendable {
         defer {
             self.last = sample
         }
-        guard let previous = self.last, sample.timeMicros > previous.timeMicros else {
+        guard let previous = self.last,
+            sample.timeMicros > previous.timeMicros || sample.ifindex != previous.ifindex
+        else {
             bar.samples += 1
             self.current = bar
             return closed
         }
         if sample.ifindex != previous.ifindex || Self.wentBackwards(previous.stats, sample.stats) {
-            // Split: the part before the reset is a bar of its own, flagged; the rest starts from this sample.
-            bar.endMicros = sample.timeMicros
-            bar.reset = true
-            closed.append(bar)
-            self.remember(bar)
-            var rest = CounterBar(
-                start: sample.timeMicros, end: self.boundary(after: sample.timeMicros), interval: self.intervalMicros)
-            rest.samples = 1
+            // Split: the part before the reset is a bar of its own, flagged; the rest starts from this sample. (A
+            // bar with nothing in it yet, as after `cut`, is not split off: the rest is flagged instead.)
+            var rest: CounterBar
+            if bar.samples > 0 && sample.timeMicros > bar.startMicros {
+                bar.endMicros = sample.timeMicros
+                bar.reset = true
+                closed.append(bar)
+                self.remember(bar)
+                rest = CounterBar(
+                    start: sample.timeMicros, end: self.boundary(after: sample.timeMicros),
+                    interval: self.intervalMicros)
+            } else {
+                // Nothing before the reset to split off (a new bar, or one that began at this very time): this bar
+                // goes on, flagged.
+                rest = bar
+                rest.reset = true
+                // A bar opened by this very sample begins with it (not at the interval's start, before the
+                // interface existed).
+                if bar.samples == 0 { rest.startMicros = sample.timeMicros }
+            }
+            rest.samples += 1
+            if sample.ifindex != previous.ifindex {
+                // A new interface counts from zero: what its counters hold is its traffic since it was created.
+                let stats = sample.stats
+                rest.rxBytes = (rest.rxBytes ?? 0) + stats.rxBytes
+                rest.txBytes = (rest.txBytes ?? 0) + stats.txBytes
+                rest.rxPackets = (rest.rxPackets ?? 0) + stats.rxPackets
+                rest.txPackets = (rest.txPackets ?? 0) + stats.txPackets
+                rest.errors = (rest.errors ?? 0) + stats.rxErrors + stats.txErrors
+                rest.drops = (rest.drops ?? 0) + stats.rxDropped + stats.txDropped
+            }
             self.current = rest
             return closed
         }
@@ -149,6 +174,19 @@ public struct CounterBarBuilder: Sendable {
         bar.samples += 1
         self.current = bar
         return closed
+    }
+
+    /// The interface is gone: the open bar closes now, flagged `reset`, if it holds anything (else it is dropped).
+    /// The last sample is kept, so that a re-created interface (a new ifindex) starts a bar flagged `reset`.
+    public mutating func cut(at now: UInt64) -> CounterBar? {
+        guard var bar = self.current else { return nil }
+        self.current = nil
+        guard bar.samples > 0 else { return nil }
+        // Never a bar of no length, even for a port deleted in the microsecond its bar began.
+        bar.endMicros = Swift.max(Swift.min(now, bar.endMicros), bar.startMicros + 1)
+        bar.reset = true
+        self.remember(bar)
+        return bar
     }
 
     /// Closes every bar that ends at or before `now` (the interval timer), with gap bars for intervals without a

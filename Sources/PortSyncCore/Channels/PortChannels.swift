@@ -108,6 +108,8 @@ public struct PortChannels: Sendable {
     /// Ports `tick` looks at every second: damping decaying, flaps in a window, an alert active or pending, oper
     /// down under an `oper_down` rule. The others only when a bar of theirs ends.
     private var watched: Set<String> = []
+    /// The bars of deleted ports, for a re-creation within the longest bar length.
+    private var departed: [String: (bars: [CounterBarBuilder], at: UInt64)] = [:]
     public private(set) var alerts: AlertEngine
     /// Identical consecutive kernel messages folded into the previous link event.
     public private(set) var duplicatesFolded: UInt64 = 0
@@ -149,7 +151,7 @@ public struct PortChannels: Sendable {
     public mutating func link(_ event: LinkEvent, port name: String, now: UInt64) -> [ChannelOutput] {
         let message = event.message
         let slot = self.ports.index(forKey: name)
-        var port = slot.map { self.takePort(at: $0) } ?? self.newPort()
+        var port = slot.map { self.takePort(at: $0) } ?? self.newPort(name, now: now)
         defer { self.put(&port, name, at: slot, watch: true) }
         var outputs: [ChannelOutput] = []
         if let stats = message.stats {
@@ -214,7 +216,7 @@ public struct PortChannels: Sendable {
         -> [ChannelOutput]
     {
         let slot = self.ports.index(forKey: name)
-        var port = slot.map { self.takePort(at: $0) } ?? self.newPort()
+        var port = slot.map { self.takePort(at: $0) } ?? self.newPort(name, now: now)
         // A rate rule may start or end an alert here: the port is judged again then.
         let rated = !self.rules.errorRate.isEmpty || !self.rules.utilisation.isEmpty
         defer { self.put(&port, name, at: slot, watch: slot == nil || rated) }
@@ -223,14 +225,23 @@ public struct PortChannels: Sendable {
         return outputs
     }
 
-    /// The port is gone: its open bars close (flagged reset), its alerts clear and its state is forgotten.
-    public mutating func deleted(port name: String, now: UInt64) -> [ChannelOutput] {
+    /// The port is gone: its open bars close now, flagged reset (with the counters of the deletion message, when
+    /// it has them), its alerts clear and its state is forgotten, but for its bars: a port re-created within the
+    /// longest bar length continues them (its first bar flagged reset, its history kept).
+    public mutating func deleted(
+        port name: String, now: UInt64, ifindex: Int32? = nil, stats: LinkStatistics? = nil
+    ) -> [ChannelOutput] {
         guard var port = self.ports.removeValue(forKey: name) else { return [] }
         self.watched.remove(name)
         var outputs: [ChannelOutput] = []
+        if let ifindex, let stats {
+            self.addStats(&port, name, ifindex: ifindex, stats: stats, now: now, into: &outputs)
+        }
         for index in port.bars.indices {
             for bar in port.bars[index].close(upTo: now) { outputs.append(.bar(port: name, Self.bar(bar))) }
+            if let bar = port.bars[index].cut(at: now) { outputs.append(.bar(port: name, Self.bar(bar))) }
         }
+        self.departed[name] = (port.bars, now)
         if port.damper.damped {
             outputs.append(.health(port: name, self.health(port.damper, damped: false, now: now)))
         }
@@ -248,6 +259,10 @@ public struct PortChannels: Sendable {
         var due = everyPort ? Array(self.ports.keys) : Array(self.watched)
         for end in self.closing.keys.filter({ $0 <= now }) { due += self.closing.removeValue(forKey: end) ?? [] }
         due.sort()
+        if !self.departed.isEmpty {
+            let memory = self.departureMemoryMicros
+            self.departed = self.departed.filter { now < $0.value.at || now - $0.value.at <= memory }
+        }
         var outputs: [ChannelOutput] = []
         var previous: String?
         for name in due where name != previous {
@@ -423,14 +438,22 @@ public struct PortChannels: Sendable {
         self.watched = Set(self.ports.keys)
     }
 
-    private func newPort() -> Port {
-        Port(
+    private mutating func newPort(_ name: String, now: UInt64) -> Port {
+        var bars = self.settings.barIntervalsMicros.map {
+            CounterBarBuilder(intervalMicros: $0, historyCapacity: self.settings.barHistory)
+        }
+        if let gone = self.departed.removeValue(forKey: name), now - gone.at <= self.departureMemoryMicros,
+            gone.bars.map(\.intervalMicros) == bars.map(\.intervalMicros)
+        {
+            bars = gone.bars
+        }
+        return Port(
             damper: FlapDamper(parameters: self.settings.damping),
-            flaps: SlidingWindowCounter(windowMicros: self.rules.flapMemoryMicros),
-            bars: self.settings.barIntervalsMicros.map {
-                CounterBarBuilder(intervalMicros: $0, historyCapacity: self.settings.barHistory)
-            })
+            flaps: SlidingWindowCounter(windowMicros: self.rules.flapMemoryMicros), bars: bars)
     }
+
+    /// How long a deleted port's bars wait for its re-creation: the longest bar length.
+    private var departureMemoryMicros: UInt64 { self.settings.barIntervalsMicros.max() ?? 0 }
 
     private mutating func addStats(
         _ port: inout Port, _ name: String, ifindex: Int32, stats: LinkStatistics, now: UInt64,

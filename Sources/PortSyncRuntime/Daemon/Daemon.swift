@@ -241,7 +241,9 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             switch update {
             case .state(let port, _): channels.offer(.link(event, port: port))
             case .deleted(let port):
-                channels.offer(.deleted(port: port, ifindex: event.message.ifindex, trace: event.trace))
+                channels.offer(
+                    .deleted(
+                        port: port, ifindex: event.message.ifindex, trace: event.trace, stats: event.message.stats))
             }
         }
         writer.start()

@@ -19,11 +19,11 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
 
     public enum Input: Sendable {
         case link(LinkEvent, port: String)
-        case deleted(port: String, ifindex: Int32, trace: UInt64)
+        case deleted(port: String, ifindex: Int32, trace: UInt64, stats: LinkStatistics?)
 
         var port: String {
             switch self {
-            case .link(_, let port), .deleted(let port, _, _): port
+            case .link(_, let port), .deleted(let port, _, _, _): port
             }
         }
     }
@@ -253,12 +253,12 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
         for item in items {
             switch item.input {
             case .link(let event, let port): outputs += shard.channels.link(event, port: port, now: now)
-            case .deleted(let port, let ifindex, let trace):
+            case .deleted(let port, let ifindex, let trace, let stats):
                 // In order with the port's link events: published from here, not by the port path.
                 self.publish(outputs)
                 outputs = []
                 self.bus.publish(.portDeleted(.init(ifindex: ifindex, traceID: trace)), port: port)
-                outputs += shard.channels.deleted(port: port, now: now)
+                outputs += shard.channels.deleted(port: port, now: now, ifindex: ifindex, stats: stats)
             }
         }
         self.publish(outputs)
