@@ -57,7 +57,7 @@ for _ in $(seq "$runs"); do
 done
 clients=""
 for _ in $(seq "$runs"); do
-    clients+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles 600 \
+    clients+=$(python3 scripts/bench_latency.py --bin .build/release/portsyncd --toggles 800 --interval-ms 50 \
         --clients "${BENCH_CLIENTS:-1000}")$'\n'
 done
 storm=""

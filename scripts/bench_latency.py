@@ -166,9 +166,9 @@ def main():
     with open(os.path.join(work, "portsyncd.conf"), "w") as f:
         f.write(f'[redis]\ndatabase_config = "{work}/database_config.json"\n[log]\nlevel = "warning"\n'
                 f'[http]\nport = 9470\nmax_clients = {max(256, args.clients + 20)}\n'
-                # With clients: a 256-event buffer per client (and the default 64 KiB send buffer), so that the
+                # With clients: a 128-event buffer per client (and the default 64 KiB send buffer), so that the
                 # clients that never read are cut as slow within the run.
-                + ('[events]\nclient_buffer_capacity = 256\n' if args.clients else ''))
+                + ('[events]\nclient_buffer_capacity = 128\n' if args.clients else ''))
     control = Redis(sock_path)
     control.call("SELECT", 4)
     for i in range(64):
