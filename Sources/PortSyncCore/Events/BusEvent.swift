@@ -1,6 +1,8 @@
 import Synchronization
 
-/// The kinds of event the event bus carries; each has a documented JSON schema (`docs/events.md`) and a test.
+/// The kinds of event the event bus carries; each has a JSON schema in the OpenAPI document
+/// (`Sources/PortSyncHTTP/Resources/openapi.json`, served at `/v1/openapi.json`) that real events are validated
+/// against in a test.
 public enum BusEventType: String, Sendable, Hashable, Codable, CaseIterable {
     case portState = "port_state"
     case portDeleted = "port_deleted"

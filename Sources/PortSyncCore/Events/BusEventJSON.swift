@@ -3,7 +3,7 @@ internal import Foundation
 extension BusEvent {
     /// The wire form: one line of JSON with sorted keys, e.g.
     /// `{"data":{"admin":"up",…},"id":"5f1c-42","port":"Ethernet0","priority":"high","time_ms":…,"type":"port_state"}`.
-    /// `port` is absent for events about no port. The schema of `data` per type is in `docs/events.md`.
+    /// `port` is absent for events about no port. The schema of `data` per type is in the OpenAPI document (`/v1/openapi.json`).
     public func json() -> String {
         self.wire.get { self.render() }
     }
