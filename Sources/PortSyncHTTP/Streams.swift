@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import PortSyncCore
 import PortSyncRuntime
+import Synchronization
 
 extension HTTPServer {
     /// `GET /v1/sse/events` and `GET /v1/ws/events`: the same filters, the same ids, the same snapshot-then-live
@@ -77,12 +78,6 @@ extension HTTPServer {
 
     // MARK: SSE
 
-    private enum Tick: Sendable {
-        case events
-        case heartbeat
-        case closed
-    }
-
     private func sse(_ request: Request, channel: any Channel) async throws -> Response {
         let filter = try self.filter(request)
         guard self.clients.admit(.sse, max: self.settings.maxClients) else {
@@ -107,51 +102,54 @@ extension HTTPServer {
                 bus.unsubscribe(subscription.id)
                 clients.release(.sse, reason: closedSlow.isSet ? "slow" : reason)
             }
-            let (ticks, continuation) = AsyncStream<Tick>.makeStream(bufferingPolicy: .bufferingNewest(4))
-            let pump = Task {
-                for await _ in subscription.doorbell { continuation.yield(.events) }
-                continuation.yield(.closed)
-                // Closed as slow: the handler may be stuck in a write that the client will never read; closing the
-                // connection fails that write and ends the handler.
-                if await bus.closeReason(subscription.id) == "slow" {
-                    closedSlow.set()
-                    channel.close(promise: nil)
-                }
+            // Closed as slow: the handler may be stuck in a write that the client will never read; closing the
+            // connection fails that write and ends the handler.
+            bus.onClose(subscription.id) { why in
+                guard why == "slow" else { return }
+                closedSlow.set()
+                channel.close(promise: nil)
             }
+            // The doorbell rings for events, and from this timer so that an idle stream gets its heartbeat.
+            let heartbeat = Duration.milliseconds(settings.sseHeartbeatMs)
             let beat = Task {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(settings.sseHeartbeatMs))
-                    continuation.yield(.heartbeat)
+                    try? await Task.sleep(for: heartbeat)
+                    bus.nudge(subscription.id)
                 }
             }
-            defer {
-                pump.cancel()
-                beat.cancel()
-                continuation.finish()
-            }
+            defer { beat.cancel() }
             var text = "retry: \(settings.sseRetryMs)\n\n"
             for event in subscription.initial { text += event.sseFrame() }
             try await writer.write(ByteBuffer(string: text))
-            for await tick in ticks {
-                switch tick {
-                case .heartbeat:
+            let clock = ContinuousClock()
+            var lastWrite = clock.now
+            func send(_ events: [BusEvent]) async throws {
+                try await writer.write(ByteBuffer(string: events.map { $0.sseFrame() }.joined()))
+                lastWrite = clock.now
+                if events.last?.type == .shutdown { reason = "shutdown" }
+            }
+            // Each ring: what the mailbox holds, or a heartbeat when the stream has been quiet that long.
+            for await _ in subscription.doorbell {
+                let (events, closed) = await bus.take(subscription.id)
+                guard let events else {
+                    if let closed { reason = closed }
+                    break
+                }
+                if !events.isEmpty {
+                    try await send(events)
+                } else if clock.now - lastWrite >= heartbeat {
                     try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-                case .events, .closed:
-                    let (events, closed) = await bus.take(subscription.id)
-                    if let events, !events.isEmpty {
-                        try await writer.write(ByteBuffer(string: events.map { $0.sseFrame() }.joined()))
-                        if events.last?.type == .shutdown { reason = "shutdown" }
-                    }
-                    if events == nil || tick == .closed {
-                        if let closed { reason = closed }
-                        if reason == "slow" {
-                            try? await writer.write(ByteBuffer(string: ": closed: slow\n\n"))
-                        }
-                        try await writer.finish(nil)
-                        return
-                    }
+                    lastWrite = clock.now
                 }
             }
+            // The doorbell is finished: the bus closed the stream (slow, shutdown). What is left goes out first.
+            let (events, closed) = await bus.take(subscription.id)
+            if let events, !events.isEmpty { try await send(events) }
+            if let closed { reason = closed }
+            if reason == "slow" {
+                try? await writer.write(ByteBuffer(string: ": closed: slow\n\n"))
+            }
+            try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
     }
@@ -254,46 +252,39 @@ extension HTTPServer {
         _ subscription: EventBus.Subscription, bus: EventBus, outbound: WebSocketOutboundWriter,
         changes: AsyncStream<EventFilter>, last: inout String?
     ) async -> Forwarded {
-        enum Next: Sendable {
-            case events
-            case closed
-            case changed(EventFilter)
-        }
-        let (next, continuation) = AsyncStream<Next>.makeStream(bufferingPolicy: .bufferingNewest(4))
-        let pump = Task {
-            for await _ in subscription.doorbell { continuation.yield(.events) }
-            continuation.yield(.closed)
-        }
+        // A subscription change waits here and rings the doorbell, so that one loop serves both.
+        let change = Mutex<EventFilter?>(nil)
         let watch = Task {
             for await filter in changes {
-                continuation.yield(.changed(filter))
+                change.withLock { $0 = filter }
+                bus.nudge(subscription.id)
                 return
             }
         }
-        defer {
-            pump.cancel()
-            watch.cancel()
-            continuation.finish()
-        }
-        for await item in next {
-            if Task.isCancelled { return .closed("client") }
-            switch item {
-            case .changed(let filter): return .changed(filter)
-            case .events, .closed:
-                let (events, closed) = await bus.take(subscription.id)
-                do {
-                    for event in events ?? [] {
-                        try await outbound.write(.text(event.json()))
-                        last = event.id.description
-                        if event.type == .shutdown { return .closed("shutdown") }
-                    }
-                } catch {
-                    return .closed("client")
-                }
-                if events == nil { return .closed(closed ?? "shutdown") }
-                if case .closed = item { return .closed(closed ?? "shutdown") }
+        defer { watch.cancel() }
+        func send(_ events: [BusEvent]) async throws -> Bool {
+            for event in events {
+                try await outbound.write(.text(event.json()))
+                last = event.id.description
+                if event.type == .shutdown { return true }
             }
+            return false
         }
-        return .closed("client")
+        do {
+            for await _ in subscription.doorbell {
+                if Task.isCancelled { return .closed("client") }
+                if let filter = change.withLock({ $0 }) { return .changed(filter) }
+                let (events, closed) = await bus.take(subscription.id)
+                guard let events else { return .closed(closed ?? "shutdown") }
+                if try await send(events) { return .closed("shutdown") }
+            }
+            // The doorbell is finished: the bus closed the stream (slow, shutdown). What is left goes out first.
+            if Task.isCancelled { return .closed("client") }
+            let (events, closed) = await bus.take(subscription.id)
+            if try await send(events ?? []) { return .closed("shutdown") }
+            return .closed(closed ?? "shutdown")
+        } catch {
+            return .closed("client")
+        }
     }
 }

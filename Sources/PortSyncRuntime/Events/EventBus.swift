@@ -150,7 +150,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
                 self.mailboxClosedSlow += 1
                 self.close(id, reason: "slow")
             } else {
-                self.doorbells[id]?.yield()
+                mailbox.ring()
             }
         }
     }
@@ -172,7 +172,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         return await withCheckedContinuation { (result: CheckedContinuation<Subscription, Never>) in
             self.queue.async {
                 let (id, initial) = self.state.subscribe(filter: filter, lastEventID: lastEventID, nowMillis: now)
-                let mailbox = Mailbox(capacity: self.clientBufferCapacity)
+                let mailbox = Mailbox(capacity: self.clientBufferCapacity, doorbell: continuation)
                 self.mailboxes.withLock { $0[id] = mailbox }
                 self.doorbells[id] = continuation
                 if self.stopped { self.close(id, reason: "shutdown") }
@@ -186,6 +186,17 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     public func take(_ id: EventBusState.SubscriberID) async -> (events: [BusEvent]?, closed: String?) {
         guard let mailbox = self.mailboxes.withLock({ $0[id] }) else { return (nil, nil) }
         return mailbox.take()
+    }
+
+    /// Rings `id`'s doorbell without an event (a stream handler's timer: time for a heartbeat?), from any thread.
+    public func nudge(_ id: EventBusState.SubscriberID) {
+        self.mailboxes.withLock { $0[id] }?.ring()
+    }
+
+    /// Calls `body` (on the bus queue) when the bus closes `id` (reason `slow`, …): a handler stuck in a write to
+    /// a client that no longer reads is ended by closing its connection from there.
+    public func onClose(_ id: EventBusState.SubscriberID, _ body: @escaping @Sendable (String) -> Void) {
+        self.mailboxes.withLock { $0[id] }?.onClose(body)
     }
 
     /// Why `id` was closed by the bus (`slow`, `shutdown`), without taking its events; `nil` while it is open.
@@ -268,12 +279,15 @@ final class Mailbox: Sendable {
     private struct State: ~Copyable {
         var buffer: ClientBuffer
         var closed: String?
+        var onClose: (@Sendable (String) -> Void)?
     }
 
     private let state: Mutex<State>
+    private let doorbell: AsyncStream<Void>.Continuation
 
-    init(capacity: Int) {
+    init(capacity: Int, doorbell: AsyncStream<Void>.Continuation) {
         self.state = Mutex(State(buffer: ClientBuffer(capacity: capacity)))
+        self.doorbell = doorbell
     }
 
     /// Appends `events`; returns the low-priority events dropped and whether the subscriber is now too slow.
@@ -291,6 +305,11 @@ final class Mailbox: Sendable {
         }
     }
 
+    /// Wakes the subscriber's handler.
+    func ring() {
+        self.doorbell.yield()
+    }
+
     /// What is queued, or `nil` and the reason once closed.
     func take() -> (events: [BusEvent]?, closed: String?) {
         self.state.withLock { state in
@@ -299,7 +318,19 @@ final class Mailbox: Sendable {
         }
     }
 
+    func onClose(_ body: @escaping @Sendable (String) -> Void) {
+        let closed: String? = self.state.withLock { state in
+            state.onClose = body
+            return state.closed
+        }
+        if let closed { body(closed) }
+    }
+
     func close(reason: String) {
-        self.state.withLock { $0.closed = reason }
+        let body = self.state.withLock { state in
+            state.closed = reason
+            return state.onClose
+        }
+        body?(reason)
     }
 }
