@@ -16,14 +16,19 @@ struct ChannelWorkerTests {
         return LinkEvent(trace: UInt64(port * 1000 + n), receivedAt: 0, message: message)
     }
 
-    /// The `port_state` events a subscriber gets, in its order, until `count` of them (or 10 s).
-    static func collect(_ bus: EventBus, _ subscription: EventBus.Subscription, count: Int) async throws -> [BusEvent] {
-        var received: [BusEvent] = []
-        for _ in 0..<1000 where received.filter({ $0.type == .portState }).count < count {
-            received += (await bus.take(subscription.id)).events ?? []
-            try await Task.sleep(for: .milliseconds(10))
+    /// The `port_state` events a subscriber gets, in its order, until `count` of them: taken each time its doorbell
+    /// rings. If they never all come, the bus is shut down after 10 s, which ends the doorbell (and the test fails
+    /// on the count).
+    static func collect(_ bus: EventBus, _ subscription: EventBus.Subscription, count: Int) async -> [BusEvent] {
+        let timeout = DispatchWorkItem { bus.shutDown(reason: "test timeout") }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(10), execute: timeout)
+        defer { timeout.cancel() }
+        var states: [BusEvent] = []
+        for await _ in subscription.doorbell {
+            states += ((await bus.take(subscription.id)).events ?? []).filter { $0.type == .portState }
+            if states.count >= count { break }
         }
-        return received.filter { $0.type == .portState }
+        return states
     }
 
     @Test("Events of 24 ports through 3 shards, re-sharded to 5 halfway: none lost, each port's in order")
@@ -42,7 +47,7 @@ struct ChannelWorkerTests {
                 worker.offer(.link(Self.event(port: port, n: n), port: "Ethernet\(port * 4)"))
             }
         }
-        let events = try await Self.collect(bus, subscription, count: ports * perPort)
+        let events = await Self.collect(bus, subscription, count: ports * perPort)
         #expect(events.count == ports * perPort)
         var last: [String: UInt64] = [:]
         for event in events {
