@@ -40,8 +40,6 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     /// Low-priority events dropped from mailboxes, and subscribers closed as slow there.
     private var mailboxDroppedLow: UInt64 = 0
     private var mailboxClosedSlow: UInt64 = 0
-    private var doorbells: [EventBusState.SubscriberID: AsyncStream<Void>.Continuation] = [:]
-    private var closeReasons: [EventBusState.SubscriberID: String] = [:]
     private var stopped = false
 
     /// - Parameters:
@@ -174,7 +172,6 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
                 let (id, initial) = self.state.subscribe(filter: filter, lastEventID: lastEventID, nowMillis: now)
                 let mailbox = Mailbox(capacity: self.clientBufferCapacity, doorbell: continuation)
                 self.mailboxes.withLock { $0[id] = mailbox }
-                self.doorbells[id] = continuation
                 if self.stopped { self.close(id, reason: "shutdown") }
                 result.resume(returning: Subscription(id: id, initial: initial, doorbell: stream))
             }
@@ -199,20 +196,11 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         self.mailboxes.withLock { $0[id] }?.onClose(body)
     }
 
-    /// Why `id` was closed by the bus (`slow`, `shutdown`), without taking its events; `nil` while it is open.
-    public func closeReason(_ id: EventBusState.SubscriberID) async -> String? {
-        await withCheckedContinuation { result in
-            self.queue.async { result.resume(returning: self.closeReasons[id]) }
-        }
-    }
-
     /// The client went away.
     public func unsubscribe(_ id: EventBusState.SubscriberID) {
         self.queue.async {
             self.state.unsubscribe(id)
-            self.doorbells.removeValue(forKey: id)?.finish()
-            self.closeReasons[id] = nil
-            self.mailboxes.withLock { $0[id] = nil }
+            self.mailboxes.withLock { $0.removeValue(forKey: id) }?.finish()
         }
     }
 
@@ -221,9 +209,9 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         self.publish(.shutdown(.init(reason: reason)))
         self.queue.async {
             self.stopped = true
-            for id in Array(self.doorbells.keys) {
-                self.doorbells[id]?.yield()
-                self.doorbells.removeValue(forKey: id)?.finish()
+            for mailbox in self.mailboxes.withLock({ $0.values }) {
+                mailbox.ring()
+                mailbox.finish()
             }
         }
     }
@@ -265,11 +253,12 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         }
     }
 
+    /// The bus ends `id`'s stream; its mailbox stays (answering `take` with the reason) until it unsubscribes.
     private func close(_ id: EventBusState.SubscriberID, reason: String) {
-        self.closeReasons[id] = reason
-        self.mailboxes.withLock { $0[id] }?.close(reason: reason)
+        let mailbox = self.mailboxes.withLock { $0[id] }
+        mailbox?.close(reason: reason)
         self.state.unsubscribe(id)
-        self.doorbells.removeValue(forKey: id)?.finish()
+        mailbox?.finish()
     }
 }
 
@@ -308,6 +297,11 @@ final class Mailbox: Sendable {
     /// Wakes the subscriber's handler.
     func ring() {
         self.doorbell.yield()
+    }
+
+    /// Ends the subscriber's doorbell: its handler sends what is left and ends.
+    func finish() {
+        self.doorbell.finish()
     }
 
     /// What is queued, or `nil` and the reason once closed.
