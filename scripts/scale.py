@@ -36,7 +36,6 @@ view is reported, not an error (a known limitation of the event bus's intake).""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import http.client
 import json
 import os
@@ -44,7 +43,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -54,9 +52,12 @@ from pathlib import Path
 
 import redis
 
+# The integration tests' netlink link dump and namespace helper (Tests/integration/conftest.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Tests" / "integration"))
+from conftest import IFF_RUNNING, IFF_UP, LINK_DUMP_SCRIPT, in_netns  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 CONSUMER_LUA = (REPO / "Tests" / "integration" / "sonic_consumer.lua").read_text()
-CLONE_NEWNET = 0x40000000
 CONFIG_DB, APPL_DB, STATE_DB = 4, 0, 6
 
 # How many of the ports have STATE_DB fields equal to ARGV: admin_status, netdev_oper_status (one round trip).
@@ -102,66 +103,15 @@ def log(args, text):
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def in_netns(ns, make):
-    """`make()` run on a helper thread that entered the namespace first (a socket belongs to the namespace it is
-    created in, whichever thread uses it afterwards)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = {}
-
-    def run():
-        try:
-            fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(fd)
-            result["value"] = make()
-        except BaseException as error:  # noqa: BLE001 - handed to the caller
-            result["error"] = error
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
 def kernel_links(ns) -> dict:
-    """name -> (admin up, running, mtu, ifindex) from an RTM_GETLINK dump in the namespace."""
-    sock = in_netns(ns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
-    try:
-        sock.bind((0, 0))
-        sock.send(struct.pack("=IHHII", 32, 18, 0x301, 1, 0) + struct.pack("=BxHiII", 0, 0, 0, 0, 0))
-        links = {}
-        while True:
-            data = sock.recv(1 << 20)
-            off = 0
-            while off + 16 <= len(data):
-                length, kind, _, _, _ = struct.unpack_from("=IHHII", data, off)
-                if length < 16:
-                    break
-                if kind == 3:  # NLMSG_DONE
-                    return links
-                if kind == 2:
-                    raise Failure("netlink error reply to the link dump")
-                if kind == 16:
-                    _, _, index, flags, _ = struct.unpack_from("=BxHiII", data, off + 16)
-                    name, mtu, at = b"", 0, off + 32
-                    while at + 4 <= off + length:
-                        alen, atype = struct.unpack_from("=HH", data, at)
-                        if alen < 4:
-                            break
-                        if atype & 0x3FFF == 3:
-                            name = data[at + 4:at + alen].split(b"\0", 1)[0]
-                        elif atype & 0x3FFF == 4:
-                            mtu = struct.unpack_from("=I", data, at + 4)[0]
-                        at += (alen + 3) & ~3
-                    links[name.decode(errors="replace")] = (bool(flags & 0x1), bool(flags & 0x40), mtu, index)
-                off += (length + 3) & ~3
-    finally:
-        sock.close()
+    """name -> (admin up, running, mtu, ifindex) from an RTM_GETLINK dump in the namespace (the tests' dump)."""
+    result = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", LINK_DUMP_SCRIPT],
+                            capture_output=True, timeout=120)
+    if result.returncode != 0:
+        raise Failure(f"link dump in {ns}: {result.stderr.decode(errors='replace').strip()}")
+    return {bytes.fromhex(link["name"]).decode(errors="replace"):
+            (bool(link["flags"] & IFF_UP), bool(link["flags"] & IFF_RUNNING), link["mtu"], link["ifindex"])
+            for link in json.loads(result.stdout)}
 
 
 class Api:

@@ -1312,15 +1312,14 @@ class Flapper(threading.Thread):
 _CLONE_NEWNET = 0x40000000
 
 
-def netns_connect(ns_name: str, port: int, host: str = "127.0.0.1", timeout: float = 10.0,
-                  rcvbuf: int | None = None) -> socket.socket:
-    """A TCP connection made from inside the network namespace `ns_name` (setns on a helper thread: a socket
-    belongs to the namespace it was created in, whichever thread uses it afterwards)."""
+def in_netns(ns_name: str, make):
+    """`make()` run on a helper thread that entered the network namespace `ns_name` first: a socket belongs to the
+    namespace it was created in, whichever thread uses it afterwards. Returns what `make` returns."""
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     result = {}
 
-    def connect():
+    def run_inside():
         try:
             fd = os.open(f"/var/run/netns/{ns_name}", os.O_RDONLY)
             try:
@@ -1328,18 +1327,28 @@ def netns_connect(ns_name: str, port: int, host: str = "127.0.0.1", timeout: flo
                     raise OSError(ctypes.get_errno(), "setns")
             finally:
                 os.close(fd)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            if rcvbuf:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            sock.settimeout(timeout)
-            sock.connect((host, port))
-            result["sock"] = sock
-        except Exception as error:  # noqa: BLE001 - handed to the caller
+            result["value"] = make()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
             result["error"] = error
 
-    thread = threading.Thread(target=connect)
+    thread = threading.Thread(target=run_inside)
     thread.start()
     thread.join()
     if "error" in result:
         raise result["error"]
-    return result["sock"]
+    return result["value"]
+
+
+def netns_connect(ns_name: str, port: int, host: str = "127.0.0.1", timeout: float = 10.0,
+                  rcvbuf: int | None = None) -> socket.socket:
+    """A TCP connection made from inside the network namespace `ns_name`."""
+    sock = in_netns(ns_name, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
