@@ -130,6 +130,9 @@ table = [
     ("ip command → STATE_DB (end to end) p99, µs", med(latency, "end_to_end_p99_us")),
     ("with %d stream clients: bus → socket p50, µs" % clients[0]["readers"], med(clients, "bus_to_socket_p50_us")),
     ("with %d stream clients: bus → socket p99, µs" % clients[0]["readers"], med(clients, "bus_to_socket_p99_us")),
+    ("  floor: a C loop writing to as many sockets, p99, µs", med(clients, "floor_write_to_socket_p99_us")),
+    ("  bus → socket p99 / floor p99", med(clients, "bus_to_socket_p99_over_floor")),
+    ("  bus → read by the one-thread client, p99, µs", med(clients, "bus_to_read_p99_us")),
     ("with them: kernel → STATE_DB p99, µs", med(clients, "daemon_latency_p99_us")),
     ("kernel → STATE_DB p99 with / without clients", med(clients, "daemon_latency_p99_us")
      / med(latency, "daemon_latency_p99_us")),

@@ -26,7 +26,8 @@ parser.add_argument("--toggles", type=int, default=400)
 parser.add_argument("--clients", type=int, default=0,
                     help="measure with this many stream clients connected (half SSE, half WebSocket) plus 10 that "
                          "never read (scripts/stream_clients.c, compiled with cc at start); adds their bus → socket "
-                         "latency to the output")
+                         "latency to the output, and the floor: a bare C loop writing to as many loopback "
+                         "connections (scripts/fanout_floor.c)")
 parser.add_argument("--interval-ms", type=float, default=0,
                     help="pause between toggles (0: the next toggle as soon as STATE_DB has the last one)")
 parser.add_argument("--storm", action="store_true",
@@ -129,12 +130,12 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def build_stream_clients():
-    """Compiles scripts/stream_clients.c into the work directory; returns the binary's path."""
+def build(name):
+    """Compiles scripts/NAME.c into the work directory; returns the binary's path."""
     if shutil.which("cc") is None:
         sys.exit("bench_latency.py --clients needs a C compiler: `cc` was not found (install gcc or clang)")
-    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_clients.c")
-    binary = os.path.join(work, "stream_clients")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.c")
+    binary = os.path.join(work, name)
     built = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, source],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if built.returncode != 0:
@@ -143,7 +144,7 @@ def build_stream_clients():
 
 
 def main():
-    stream_clients = build_stream_clients() if args.clients else None
+    stream_clients = build("stream_clients") if args.clients else None
     sock_path = os.path.join(work, "redis.sock")
     procs.append(subprocess.Popen(
         ["redis-server", "--port", "0", "--unixsocket", sock_path, "--save", "", "--appendonly", "no",
@@ -288,6 +289,16 @@ def main():
         if not line.strip():
             sys.exit("the stream clients ended without a result")
         streams = json.loads(line)
+        # The floor: a bare C loop writing one message to as many loopback connections, at the same pace, read by
+        # a process on epoll: what the kernel alone takes (scripts/fanout_floor.c). Run after the daemon's phase.
+        floor = json.loads(subprocess.run(
+            [build("fanout_floor"), "--connections", str(args.clients), "--rounds", "200",
+             "--interval-ms", str(int(args.interval_ms or 20))], check=True, stdout=subprocess.PIPE, text=True).stdout)
+        streams["floor_write_to_socket_p50_us"] = floor["write_to_socket_p50_us"]
+        streams["floor_write_to_socket_p99_us"] = floor["write_to_socket_p99_us"]
+        streams["floor_writer_cpu_us_per_event"] = floor["writer_cpu_us_per_round"]
+        streams["bus_to_socket_p99_over_floor"] = round(
+            streams["bus_to_socket_p99_us"] / max(floor["write_to_socket_p99_us"], 1), 2)
     print(json.dumps({
         **streams,
         "toggles": args.toggles,

@@ -5,7 +5,9 @@
  * Half of the readers use SSE (GET /v1/sse/events), half WebSocket (GET /v1/ws/events), both filtered to
  * `port_state`; `--deaf` more connect over SSE with a tiny receive buffer and never read. Each reader records, for
  * every `port_state` event after its `sync`, the time from the kernel message's receipt by the daemon
- * (`data.received_us`, CLOCK_MONOTONIC µs) to the read that brought the event here (the same clock): bus → socket.
+ * (`data.received_us`, CLOCK_MONOTONIC µs) to two moments: when the bytes that carried the event reached this
+ * client's socket (the kernel's receive timestamp, SO_TIMESTAMPNS): bus → socket; and when this process read them:
+ * bus → read, which adds this one thread's own turn through a thousand sockets.
  *
  * Prints `ready` once every reader has its `sync`. On a line on stdin (or EOF) it reads on until every reader still
  * connected has every `port_state` event the daemon published since `ready` (the difference of its
@@ -88,9 +90,12 @@ static int opt_port = 0, opt_clients = 1000, opt_deaf = 10;
 static struct reader *readers;
 static int epfd;
 static int synced_count = 0, handshaking = 0, next_to_start = 0;
-static double *latencies; /* µs, one per port_state event after the sync */
+static double *latencies; /* µs, one per port_state event after the sync: to the socket */
+static double *read_latencies; /* µs: to the read */
 static size_t latency_count = 0, latency_cap = 0;
 static uint64_t now_ns;        /* CLOCK_MONOTONIC when the bytes being parsed were read */
+static uint64_t arrived_ns;    /* CLOCK_MONOTONIC when they reached the socket (the kernel's receive timestamp) */
+static int64_t realtime_to_monotonic_ns; /* CLOCK_MONOTONIC - CLOCK_REALTIME, at start */
 static uint64_t last_event_ns; /* when the last event after a sync arrived */
 static bool stopping = false;
 static uint64_t stop_at;
@@ -394,10 +399,13 @@ static void dispatch(struct reader *r, int index, const char *json, size_t len) 
         if (latency_count == latency_cap) { /* rare: the array is preallocated for the expected run */
             latency_cap *= 2;
             double *p = realloc(latencies, latency_cap * sizeof *latencies);
-            if (!p) die("out of memory");
+            double *q = realloc(read_latencies, latency_cap * sizeof *read_latencies);
+            if (!p || !q) die("out of memory");
             latencies = p;
+            read_latencies = q;
         }
-        latencies[latency_count++] = (double)now_ns / 1000.0 - (double)fields.received_us;
+        read_latencies[latency_count] = (double)now_ns / 1000.0 - (double)fields.received_us;
+        latencies[latency_count++] = (double)arrived_ns / 1000.0 - (double)fields.received_us;
     }
 }
 
@@ -655,7 +663,13 @@ static bool parse_headers(struct reader *r, int index, size_t end) {
 
 static void on_readable(struct reader *r, int index) {
     buf_reserve(&r->in, 16384);
-    ssize_t n = recv(r->fd, r->in.p + r->in.len, r->in.cap - r->in.len, 0);
+    struct iovec iov = {.iov_base = r->in.p + r->in.len, .iov_len = r->in.cap - r->in.len};
+    union {
+        char space[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control};
+    ssize_t n = recvmsg(r->fd, &message, 0);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
         reader_close(r, index, strerror(errno));
@@ -669,6 +683,14 @@ static void on_readable(struct reader *r, int index) {
         return;
     }
     now_ns = monotonic_ns();
+    arrived_ns = now_ns; /* without a timestamp (none came with these bytes), the read's time */
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec at;
+            memcpy(&at, CMSG_DATA(c), sizeof at);
+            arrived_ns = (uint64_t)((int64_t)at.tv_sec * 1000000000 + at.tv_nsec + realtime_to_monotonic_ns);
+        }
+    }
     r->in.len += (size_t)n;
     if (r->phase == HEADERS) {
         size_t scan_from = r->in.len - (size_t)n >= 3 ? r->in.len - (size_t)n - 3 : 0;
@@ -750,6 +772,8 @@ static void start_next_reader(void) {
         if (r->fd < 0) die("socket: %s", strerror(errno));
         int one = 1;
         setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (setsockopt(r->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0)
+            die("SO_TIMESTAMPNS: %s", strerror(errno));
         struct sockaddr_in address = daemon_address();
         r->phase = CONNECTING;
         handshaking++;
@@ -1070,7 +1094,13 @@ int main(int argc, char **argv) {
     readers = calloc((size_t)opt_clients + 1, sizeof *readers);
     latency_cap = (size_t)opt_clients * 1024 > 65536 ? (size_t)opt_clients * 1024 : 65536;
     latencies = malloc(latency_cap * sizeof *latencies);
-    if (!readers || !latencies) die("out of memory");
+    read_latencies = malloc(latency_cap * sizeof *read_latencies);
+    if (!readers || !latencies || !read_latencies) die("out of memory");
+    struct timespec real, mono;
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    realtime_to_monotonic_ns = ((int64_t)mono.tv_sec - (int64_t)real.tv_sec) * 1000000000 +
+                               ((int64_t)mono.tv_nsec - (int64_t)real.tv_nsec);
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) die("epoll_create1: %s", strerror(errno));
 
@@ -1178,6 +1208,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "stream_clients: readers closed before the end: %d SSE, %d WebSocket\n", closed_early[SSE],
                 closed_early[WS]);
     qsort(latencies, latency_count, sizeof *latencies, compare_doubles);
+    qsort(read_latencies, latency_count, sizeof *read_latencies, compare_doubles);
     bool have = latency_count > 0;
     size_t p50 = (size_t)(0.50 * (double)latency_count), p99 = (size_t)(0.99 * (double)latency_count);
     if (p50 >= latency_count) p50 = latency_count - 1;
@@ -1196,6 +1227,8 @@ int main(int argc, char **argv) {
     print_latency("bus_to_socket_p50_us", have, have ? latencies[p50] : 0);
     print_latency("bus_to_socket_p99_us", have, have ? latencies[p99] : 0);
     print_latency("bus_to_socket_max_us", have, have ? latencies[latency_count - 1] : 0);
+    print_latency("bus_to_read_p50_us", have, have ? read_latencies[p50] : 0);
+    print_latency("bus_to_read_p99_us", have, have ? read_latencies[p99] : 0);
     if (slow >= 0) printf(", \"closed_slow\": %ld", slow);
     else printf(", \"closed_slow\": null");
     printf(", \"clients_cpu_s\": %.2f}\n", cpu);

@@ -1,10 +1,12 @@
 public import Dispatch
 import Foundation
+import Glibc
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
+import NIOPosix
 public import PortSyncCore
 public import PortSyncRuntime
 import ServiceLifecycle
@@ -31,8 +33,14 @@ public final class HTTPServer: DrainableWorker, @unchecked Sendable {
     }
 
     public func start(_ context: WorkerContext) throws {
-        let router = self.makeRouter()
         let settings = self.settings
+        // The event loops write the event stream (`StreamSink`): below the port path when the CPUs are busy.
+        // Linux keeps a nice value per thread, and `setpriority(PRIO_PROCESS, 0, …)` sets the calling thread's.
+        let nice = Int32(settings.threadNice)
+        for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+            loop.execute { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) }
+        }
+        let router = self.makeRouter()
         let logger = self.logger
         let ws = WebSocketServerConfiguration(
             maxFrameSize: 16 * 1024, autoPing: .enabled(timePeriod: .milliseconds(settings.wsPingMs)))

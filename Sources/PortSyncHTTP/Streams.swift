@@ -43,8 +43,10 @@ extension HTTPServer {
                 try? await outbound.close(.unknown(1013), reason: "too many stream clients (max_clients)")
                 return
             }
+            let channel = context.requestContext.channel
+            await Self.boundSendBuffer(channel, self.settings)
             let reason = await self.webSocket(
-                inbound, outbound, filter: filter, lastEventID: Self.lastEventID(request))
+                inbound, outbound, channel: channel, filter: filter, lastEventID: Self.lastEventID(request))
             self.clients.release(.websocket, reason: reason)
         }
     }
@@ -85,73 +87,42 @@ extension HTTPServer {
             throw HTTPError(.serviceUnavailable, message: "too many stream clients (max_clients)")
         }
         let bus = self.daemon.events
-        let subscription = await bus.subscribe(filter: filter, lastEventID: Self.lastEventID(request))
         let settings = self.settings
         let clients = self.clients
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         // Tells a reverse proxy (nginx) not to buffer the stream.
         if let name = HTTPField.Name("X-Accel-Buffering") { headers[name] = "no" }
-        let closedSlow = Flag()
-        if settings.sendBufferBytes > 0 {
-            try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: settings.sendBufferBytes)
-                .get()
+        await Self.boundSendBuffer(channel, settings)
+        // The sink goes into the pipeline before the response head is written, so that it sees the head pass and
+        // writes the events after it.
+        let sink: StreamSink
+        do {
+            sink = try await StreamSink.attach(
+                to: channel, bus: bus,
+                framing: .sse(retryMs: settings.sseRetryMs, heartbeatMs: settings.sseHeartbeatMs))
+        } catch {
+            clients.release(.sse, reason: "client")
+            throw error
+        }
+        let id = await bus.subscribe(filter: filter, lastEventID: Self.lastEventID(request), sink: sink)
+        // However the stream ends (even before its body starts: the client left at once), the slot is released.
+        sink.onEnd { ending in
+            bus.unsubscribe(id)
+            clients.release(.sse, reason: ending.reason)
         }
         let body = ResponseBody { writer in
-            var reason = "client"
-            defer {
-                bus.unsubscribe(subscription.id)
-                clients.release(.sse, reason: closedSlow.isSet ? "slow" : reason)
-            }
-            // Closed as slow: the handler may be stuck in a write that the client will never read; closing the
-            // connection fails that write and ends the handler.
-            bus.onClose(subscription.id) { why in
-                guard why == "slow" else { return }
-                closedSlow.set()
-                channel.close(promise: nil)
-            }
-            // The doorbell rings for events, and from this timer so that an idle stream gets its heartbeat.
-            let heartbeat = Duration.milliseconds(settings.sseHeartbeatMs)
-            let beat = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: heartbeat)
-                    bus.nudge(subscription.id)
-                }
-            }
-            defer { beat.cancel() }
-            var text = "retry: \(settings.sseRetryMs)\n\n"
-            for event in subscription.initial { text += event.sseFrame() }
-            try await writer.write(ByteBuffer(string: text))
-            let clock = ContinuousClock()
-            var lastWrite = clock.now
-            func send(_ events: [BusEvent]) async throws {
-                try await writer.write(ByteBuffer(string: events.map { $0.sseFrame() }.joined()))
-                lastWrite = clock.now
-                if events.last?.type == .shutdown { reason = "shutdown" }
-            }
-            // Each ring: what the mailbox holds, or a heartbeat when the stream has been quiet that long.
-            for await _ in subscription.doorbell {
-                let (events, closed) = await bus.take(subscription.id)
-                guard let events else {
-                    if let closed { reason = closed }
-                    break
-                }
-                if !events.isEmpty {
-                    try await send(events)
-                } else if clock.now - lastWrite >= heartbeat {
-                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-                    lastWrite = clock.now
-                }
-            }
-            // The doorbell is finished: the bus closed the stream (slow, shutdown). What is left goes out first.
-            let (events, closed) = await bus.take(subscription.id)
-            if let events, !events.isEmpty { try await send(events) }
-            if let closed { reason = closed }
-            if reason == "slow" {
-                try? await writer.write(ByteBuffer(string: ": closed: slow\n\n"))
-            }
-            try await writer.finish(nil)
+            _ = await sink.wait()
+            // The last chunk: the stream ended cleanly (a `slow` client's connection is closed already).
+            try? await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// A small send buffer (`http.send_buffer_bytes`), so that a client that stops reading is found after
+    /// kilobytes rather than after the megabytes loopback autotuning allows.
+    static func boundSendBuffer(_ channel: any Channel, _ settings: Config.HTTP) async {
+        guard settings.sendBufferBytes > 0 else { return }
+        try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: settings.sendBufferBytes).get()
     }
 
     // MARK: WebSocket
@@ -165,8 +136,8 @@ extension HTTPServer {
 
     /// Runs one WebSocket client until it goes away or is closed; returns why.
     private func webSocket(
-        _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, filter: EventFilter,
-        lastEventID: String?
+        _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, channel: any Channel,
+        filter: EventFilter, lastEventID: String?
     ) async -> String {
         let bus = self.daemon.events
         let (changes, changed) = AsyncStream<EventFilter>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -206,32 +177,38 @@ extension HTTPServer {
                 return "client"
             }
             group.addTask {
-                // Outbound: the same sequence as SSE, one text message per event.
+                // Outbound: the same sequence as SSE, one text frame per event, written by the sink.
                 var filter = filter
                 var last = lastEventID
                 while true {
-                    let subscription = await bus.subscribe(filter: filter, lastEventID: last)
-                    defer { bus.unsubscribe(subscription.id) }
+                    let sink: StreamSink
                     do {
-                        for event in subscription.initial {
-                            try await outbound.write(.text(event.json()))
-                            last = event.id.description
-                        }
-                        let outcome = await Self.forward(
-                            subscription, bus: bus, outbound: outbound, changes: changes, last: &last)
-                        switch outcome {
-                        case .changed(let newFilter): filter = newFilter
-                        case .closed(let reason):
-                            // A close handshake, so that the last frames (the `shutdown` event) are read by the
-                            // peer before the connection ends.
-                            if reason == "slow" || reason == "shutdown" {
-                                try? await outbound.close(.goingAway, reason: reason)
-                            }
-                            return reason
-                        }
+                        sink = try await StreamSink.attach(to: channel, bus: bus, framing: .webSocket)
                     } catch {
                         return "client"
                     }
+                    let id = await bus.subscribe(filter: filter, lastEventID: last, sink: sink)
+                    // A subscription change ends this sink; the next one resumes after the last event written.
+                    let change = Mutex<EventFilter?>(nil)
+                    let watch = Task {
+                        for await newFilter in changes {
+                            change.withLock { $0 = newFilter }
+                            sink.stop(reason: "changed")
+                            return
+                        }
+                    }
+                    let ending = await sink.wait()
+                    watch.cancel()
+                    bus.unsubscribe(id)
+                    last = ending.lastID ?? last
+                    if ending.reason == "changed", let newFilter = change.withLock({ $0 }) {
+                        filter = newFilter
+                        continue
+                    }
+                    // A close handshake, so that the last frames (the `shutdown` event) are read by the peer before
+                    // the connection ends.
+                    if ending.reason == "shutdown" { try? await outbound.close(.goingAway, reason: ending.reason) }
+                    return ending.reason
                 }
             }
             let first = await group.next() ?? "client"
@@ -240,51 +217,6 @@ extension HTTPServer {
             group.cancelAll()
             changed.finish()
             return first == "bad_message" ? "error" : first
-        }
-    }
-
-    private enum Forwarded {
-        case changed(EventFilter)
-        case closed(String)
-    }
-
-    private static func forward(
-        _ subscription: EventBus.Subscription, bus: EventBus, outbound: WebSocketOutboundWriter,
-        changes: AsyncStream<EventFilter>, last: inout String?
-    ) async -> Forwarded {
-        // A subscription change waits here and rings the doorbell, so that one loop serves both.
-        let change = Mutex<EventFilter?>(nil)
-        let watch = Task {
-            for await filter in changes {
-                change.withLock { $0 = filter }
-                bus.nudge(subscription.id)
-                return
-            }
-        }
-        defer { watch.cancel() }
-        func send(_ events: [BusEvent]) async throws -> Bool {
-            for event in events {
-                try await outbound.write(.text(event.json()))
-                last = event.id.description
-                if event.type == .shutdown { return true }
-            }
-            return false
-        }
-        do {
-            for await _ in subscription.doorbell {
-                if Task.isCancelled { return .closed("client") }
-                if let filter = change.withLock({ $0 }) { return .changed(filter) }
-                let (events, closed) = await bus.take(subscription.id)
-                guard let events else { return .closed(closed ?? "shutdown") }
-                if try await send(events) { return .closed("shutdown") }
-            }
-            // The doorbell is finished: the bus closed the stream (slow, shutdown). What is left goes out first.
-            if Task.isCancelled { return .closed("client") }
-            let (events, closed) = await bus.take(subscription.id)
-            if try await send(events ?? []) { return .closed("shutdown") }
-            return .closed(closed ?? "shutdown")
-        } catch {
-            return .closed("client")
         }
     }
 }

@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 67)
+        #expect(schema.count == 68)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -86,6 +86,7 @@ struct ConfigDecoderTests {
             ws_ping_ms = 3600000
             websocket = false
             send_buffer_bytes = 16777216
+            thread_nice = 19
 
             [events]
             high_capacity = 1
@@ -178,6 +179,7 @@ struct ConfigDecoderTests {
         expected.http.wsPingMs = 3_600_000
         expected.http.websocket = false
         expected.http.sendBufferBytes = 16_777_216
+        expected.http.threadNice = 19
         expected.events.highCapacity = 1
         expected.events.mediumCapacity = 1_000_000
         expected.events.lowCapacity = 1

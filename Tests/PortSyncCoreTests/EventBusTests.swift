@@ -87,11 +87,14 @@ struct EventBusTests {
         #expect(buffer.offer(Self.state("d")) == .slow)
         #expect(buffer.offer(Self.low(3)) == .slow)
         #expect(buffer.droppedLow == 2)
+        var many = ClientBuffer(capacity: 2)
+        let (dropped, slow) = many.offer(contentsOf: [Self.low(1), Self.state("a"), Self.state("b"), Self.state("c")])
+        #expect(dropped == 1 && slow)
     }
 
     @Test("Subscribe: snapshot of matching ports, then sync; live events follow; deleted ports leave the snapshot")
     func subscribe() {
-        var bus = EventBusState(epoch: "ab", replayCapacity: 100, clientBufferCapacity: 10)
+        var bus = EventBusState(epoch: "ab", replayCapacity: 100)
         _ = bus.publish(Self.state("Ethernet4"))
         _ = bus.publish(Self.state("Ethernet0", admin: "down"))
         _ = bus.publish(Self.state("Ethernet8"))
@@ -103,16 +106,16 @@ struct EventBusTests {
         #expect(initial.last?.id == BusEventID(epoch: "ab", sequence: 4))
         #expect(initial.last?.data == .sync(.init(ports: 2)))
         let live = bus.publish(Self.state("Ethernet0"))
-        #expect(live.event.id.description == "ab-5" && live.slow.isEmpty)
-        #expect(bus.take(id)?.map(\.id.sequence) == [5])
-        #expect(bus.take(id) == [])
+        #expect(live.id.description == "ab-5")
+        let routed = bus.route([live])
+        #expect(routed.map(\.id) == [id] && routed.first?.events.map(\.id.sequence) == [5])
         bus.unsubscribe(id)
-        #expect(bus.take(id) == nil)
+        #expect(!bus.isSubscribed(id) && bus.route([live]).isEmpty)
     }
 
     @Test("Resume: after an id of this epoch exactly the events after it; another epoch or a lost id: reset")
     func resume() {
-        var bus = EventBusState(epoch: "ab", replayCapacity: 3, clientBufferCapacity: 10)
+        var bus = EventBusState(epoch: "ab", replayCapacity: 3)
         for n in 1...5 { _ = bus.publish(Self.state("Ethernet\(n % 2 == 0 ? 0 : 4)", trace: UInt64(n))) }
         let (_, resumed) = bus.subscribe(filter: EventFilter(ports: ["Ethernet0"]), lastEventID: "ab-2", nowMillis: 0)
         #expect(resumed.map(\.id.sequence) == [4])  // 3 and 5 are Ethernet4's
@@ -127,18 +130,17 @@ struct EventBusTests {
         #expect(bus.counters.resets == ["too_old": 2, "epoch_changed": 1, "unknown": 1])
     }
 
-    @Test("A slow subscriber is reported for closing; the others keep their events")
-    func slowSubscriber() {
-        var bus = EventBusState(epoch: "ab", replayCapacity: 100, clientBufferCapacity: 2)
-        let (slow, _) = bus.subscribe(filter: EventFilter(), lastEventID: nil, nowMillis: 0)
-        let (fast, _) = bus.subscribe(filter: EventFilter(), lastEventID: nil, nowMillis: 0)
-        _ = bus.publish(Self.state("Ethernet0"))
-        _ = bus.publish(Self.state("Ethernet4"))
-        #expect(bus.take(fast)?.count == 2)
-        let third = bus.publish(Self.state("Ethernet8"))
-        #expect(third.slow == [slow])
-        #expect(bus.take(fast)?.count == 1)
-        #expect(bus.counters.clientsClosedSlow == 1)
+    @Test("Route: each subscriber gets the events its filter matches, in order; one that matches none gets nothing")
+    func route() {
+        var bus = EventBusState(epoch: "ab", replayCapacity: 100)
+        let (all, _) = bus.subscribe(filter: EventFilter(), lastEventID: nil, nowMillis: 0)
+        let (alsoAll, _) = bus.subscribe(filter: EventFilter(), lastEventID: nil, nowMillis: 0)
+        let (four, _) = bus.subscribe(filter: EventFilter(ports: ["Ethernet4"]), lastEventID: nil, nowMillis: 0)
+        let (alerts, _) = bus.subscribe(filter: EventFilter(types: [.alertRaised]), lastEventID: nil, nowMillis: 0)
+        let batch = ["Ethernet0", "Ethernet4", "Ethernet8", "Ethernet4"].map { bus.publish(Self.state($0)) }
+        let routed = Dictionary(uniqueKeysWithValues: bus.route(batch).map { ($0.id, $0.events.map(\.id.sequence)) })
+        #expect(routed == [all: [1, 2, 3, 4], alsoAll: [1, 2, 3, 4], four: [2, 4]])
+        #expect(routed[alerts] == nil)
     }
 
     @Test("Wire form: JSON with sorted keys and the documented fields; an SSE frame around it")

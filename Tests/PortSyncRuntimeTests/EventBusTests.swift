@@ -31,6 +31,27 @@ struct EventBusRuntimeTests {
         #expect(received.last?.type == .shutdown)
     }
 
+    @Test("A subscriber whose buffer overflows is closed as slow, counted, and forgotten; low priority went first")
+    func slowSubscriber() async {
+        let bus = EventBus(epoch: "ab", capacities: (100, 100, 100), replayCapacity: 100, clientBufferCapacity: 2)
+        let subscription = await bus.subscribe(filter: EventFilter(), lastEventID: nil)
+        // The low event reaches the mailbox first; the bus queue is then held so that the three states arrive in
+        // one batch, as a burst does: the second drops the low one, the third finds no room.
+        var doorbell = subscription.doorbell.makeAsyncIterator()
+        bus.publish(.configReloaded(.init(successful: true)), priority: .low)
+        #expect(await doorbell.next() != nil)
+        let gate = Gate()
+        bus.queue.async { gate.wait() }
+        for n in 0..<3 { bus.publish(Self.state("Ethernet\(n)"), port: "Ethernet\(n)") }
+        gate.open()
+        while await doorbell.next() != nil {}
+        let (events, closed) = await bus.take(subscription.id)
+        #expect(closed == "slow" && events == [])
+        let figures = await bus.figures()
+        #expect(figures.counters.clientsClosedSlow == 1 && figures.counters.clientDroppedLow == 1)
+        #expect(figures.subscribers == 0)
+    }
+
     @Test("A full intake lane drops the offered event and counts it; other priorities are unaffected")
     func intakeFull() async {
         let bus = EventBus(epoch: "ab", capacities: (2, 2, 2), replayCapacity: 10, clientBufferCapacity: 10)

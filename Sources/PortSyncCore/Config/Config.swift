@@ -129,10 +129,14 @@ public struct Config: Sendable, Hashable {
         /// Offer the WebSocket stream; false answers its upgrade with 404 (where a proxy cannot carry it,
         /// clients fall back to SSE).
         public var websocket = true
-        /// The kernel send buffer of each SSE stream, in bytes; 0: the kernel's automatic sizing (up to
+        /// The kernel send buffer of each stream (SSE and WebSocket), in bytes; 0: the kernel's automatic sizing (up to
         /// `net.ipv4.tcp_wmem`, megabytes per client). Bounded, a client that stops reading fills it and then its
         /// own event buffer soon, and is closed as slow, instead of parking megabytes in the kernel.
         public var sendBufferBytes = 65536
+        /// The nice value of the HTTP server's threads (0 … 19), which write the event stream to its clients:
+        /// above 0, the port path's threads come first when the CPUs are busy, so that a thousand clients being
+        /// written to do not hold a port's state back on its way to Redis.
+        public var threadNice = 10
     }
 
     public struct Events: Sendable, Hashable {

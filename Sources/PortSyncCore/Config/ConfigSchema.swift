@@ -152,6 +152,7 @@ extension Config {
             .init(section: "http", key: "websocket", kind: .boolean(\.http.websocket)),
             .init(
                 section: "http", key: "send_buffer_bytes", kind: .integer(0...16_777_216, \.http.sendBufferBytes)),
+            .init(section: "http", key: "thread_nice", kind: .integer(0...19, \.http.threadNice)),
             .init(section: "events", key: "high_capacity", kind: .integer(1...1_000_000, \.events.highCapacity)),
             .init(section: "events", key: "medium_capacity", kind: .integer(1...1_000_000, \.events.mediumCapacity)),
             .init(section: "events", key: "low_capacity", kind: .integer(1...1_000_000, \.events.lowCapacity)),

@@ -272,12 +272,16 @@ public enum BusEventData: Sendable, Hashable {
 public struct BusEvent: Sendable, Hashable {
     /// Holds an event's wire JSON once rendered.
     final class WireCache: Sendable {
-        private let text = Mutex<String?>(nil)
+        private let json = Mutex<String?>(nil)
+        private let sse = Mutex<String?>(nil)
 
-        func get(_ render: () -> String) -> String {
-            if let text = self.text.withLock({ $0 }) { return text }
+        func json(_ render: () -> String) -> String { Self.get(self.json, render) }
+        func sse(_ render: () -> String) -> String { Self.get(self.sse, render) }
+
+        private static func get(_ slot: borrowing Mutex<String?>, _ render: () -> String) -> String {
+            if let text = slot.withLock({ $0 }) { return text }
             let rendered = render()
-            self.text.withLock { $0 = rendered }
+            slot.withLock { $0 = rendered }
             return rendered
         }
     }
@@ -288,8 +292,8 @@ public struct BusEvent: Sendable, Hashable {
     public var timeMillis: Int64
     public var priority: BusPriority
     public var data: BusEventData
-    /// The wire JSON, rendered by the first stream client that sends the event and shared by every copy of it, so
-    /// that a thousand clients share one rendering and an event no client reads is never rendered. Not part of
+    /// The wire JSON and SSE frame, rendered by the first stream client that sends the event and shared by every copy
+    /// of it, so that a thousand clients share one rendering and an event no client reads is never rendered. Not part of
     /// the event's identity.
     let wire = WireCache()
 

@@ -5,7 +5,7 @@ extension BusEvent {
     /// `{"data":{"admin":"up",…},"id":"5f1c-42","port":"Ethernet0","priority":"high","time_ms":…,"type":"port_state"}`.
     /// `port` is absent for events about no port. The schema of `data` per type is in the OpenAPI document (`/v1/openapi.json`).
     public func json() -> String {
-        self.wire.get { self.render() }
+        self.wire.json { self.render() }
     }
 
     /// The wire JSON, encoded now.
@@ -72,6 +72,6 @@ extension BusEvent {
 
     /// The Server-Sent Events frame: `id:`, `event:` and one `data:` line, then a blank line.
     public func sseFrame() -> String {
-        "id: \(self.id)\nevent: \(self.type.rawValue)\ndata: \(self.json())\n\n"
+        self.wire.sse { "id: \(self.id)\nevent: \(self.type.rawValue)\ndata: \(self.json())\n\n" }
     }
 }

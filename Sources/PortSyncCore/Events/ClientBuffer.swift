@@ -46,6 +46,20 @@ public struct ClientBuffer: Sendable {
         return .slow
     }
 
+    /// Offers `events` in order until one makes the client slow; returns the low-priority events dropped on the
+    /// way and whether the client is now too slow.
+    public mutating func offer(contentsOf events: [BusEvent]) -> (droppedLow: UInt64, slow: Bool) {
+        var dropped: UInt64 = 0
+        for event in events {
+            switch self.offer(event) {
+            case .queued: break
+            case .droppedLow: dropped += 1
+            case .slow: return (dropped, true)
+            }
+        }
+        return (dropped, false)
+    }
+
     /// Takes every queued event, oldest first.
     public mutating func takeAll() -> [BusEvent] {
         let taken = Array(self.events[self.head...])

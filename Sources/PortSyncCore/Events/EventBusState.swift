@@ -1,26 +1,22 @@
 /// The event bus's state, owned by one queue: sequence numbers, the replay ring, the latest state of every port
-/// (for a new subscriber's snapshot) and each subscriber's filter and buffer.
+/// (for a new subscriber's snapshot) and each subscriber's filter.
 ///
-/// A value with no clock and no I/O: the runtime feeds it published events and drains subscribers' buffers.
+/// A value with no clock and no I/O: the runtime feeds it published events and routes each batch to the
+/// subscribers whose filters match; each subscriber's bounded buffer lives with its connection (`ClientBuffer`).
 public struct EventBusState: Sendable {
     public typealias SubscriberID = UInt64
-
-    private struct Subscriber: Sendable {
-        var filter: EventFilter
-        var buffer: ClientBuffer
-    }
 
     /// New at each process start: ids of another epoch cannot be resumed.
     public let epoch: String
     private var ring: ReplayRing
     private var latest: [String: BusEvent] = [:]
-    private var subscribers: [SubscriberID: Subscriber] = [:]
+    private var subscribers: [SubscriberID: EventFilter] = [:]
     private var nextSubscriber: SubscriberID = 1
-    private let clientBufferCapacity: Int
     public private(set) var counters = Counters()
 
     public struct Counters: Sendable, Hashable, Codable {
         public var published: [String: UInt64] = [:]
+        /// Kept by the runtime: subscribers' buffers are theirs.
         public var clientDroppedLow: UInt64 = 0
         public var clientsClosedSlow: UInt64 = 0
         public var resets: [String: UInt64] = [:]
@@ -35,18 +31,16 @@ public struct EventBusState: Sendable {
         }
     }
 
-    public init(epoch: String, replayCapacity: Int, clientBufferCapacity: Int) {
+    public init(epoch: String, replayCapacity: Int) {
         self.epoch = epoch
         self.ring = ReplayRing(capacity: replayCapacity)
-        self.clientBufferCapacity = clientBufferCapacity
     }
 
     public var subscriberCount: Int { self.subscribers.count }
     public var newestID: BusEventID { BusEventID(epoch: self.epoch, sequence: self.ring.newest) }
 
-    /// Gives `event` the next id, keeps it for replay and snapshots, and offers it to every matching subscriber.
-    /// Returns the subscribers that must be closed as too slow.
-    public mutating func publish(_ event: BusEvent) -> (event: BusEvent, slow: [SubscriberID]) {
+    /// Gives `event` the next id and keeps it for replay and snapshots; returns it with its id.
+    public mutating func publish(_ event: BusEvent) -> BusEvent {
         var event = event
         event.id = BusEventID(epoch: self.epoch, sequence: self.ring.newest + 1)
         self.ring.append(event)
@@ -58,30 +52,39 @@ public struct EventBusState: Sendable {
             default: break
             }
         }
-        var slow: [SubscriberID] = []
-        for id in self.subscribers.keys {
-            guard var subscriber = self.subscribers[id], subscriber.filter.matches(event) else { continue }
-            switch subscriber.buffer.offer(event) {
-            case .queued: break
-            case .droppedLow: self.counters.clientDroppedLow += 1
-            case .slow:
-                slow.append(id)
-                self.counters.clientsClosedSlow += 1
+        return event
+    }
+
+    /// The events of `batch` (published, oldest first) that each subscriber's filter matches, for every subscriber
+    /// that matches at least one. Subscribers with the same filter share one matching and one array: a thousand
+    /// clients of the whole stream cost one pass over the batch.
+    public func route(_ batch: [BusEvent]) -> [(id: SubscriberID, events: [BusEvent])] {
+        guard !batch.isEmpty else { return [] }
+        var matched: [EventFilter: [BusEvent]] = [:]
+        var routed: [(id: SubscriberID, events: [BusEvent])] = []
+        routed.reserveCapacity(self.subscribers.count)
+        for (id, filter) in self.subscribers {
+            let events: [BusEvent]
+            if let known = matched[filter] {
+                events = known
+            } else {
+                events = batch.filter(filter.matches)
+                matched[filter] = events
             }
-            self.subscribers[id] = subscriber
+            if !events.isEmpty { routed.append((id, events)) }
         }
-        return (event, slow.sorted())
+        return routed
     }
 
     /// A new subscriber. Without `lastEventID`: the current state of each matching port (oldest name first), then
     /// `sync`. With an id of this epoch still in the ring: exactly the matching events after it. With any other id:
-    /// `reset`, the snapshot, then `sync`. Live events follow through `take`.
+    /// `reset`, the snapshot, then `sync`. Live events follow through `route`.
     public mutating func subscribe(
         filter: EventFilter, lastEventID: String?, nowMillis: Int64
     ) -> (id: SubscriberID, initial: [BusEvent]) {
         let id = self.nextSubscriber
         self.nextSubscriber += 1
-        self.subscribers[id] = Subscriber(filter: filter, buffer: ClientBuffer(capacity: self.clientBufferCapacity))
+        self.subscribers[id] = filter
         var initial: [BusEvent] = []
         if let text = lastEventID {
             let reason: String
@@ -114,13 +117,7 @@ public struct EventBusState: Sendable {
         self.subscribers[id] = nil
     }
 
-    /// The live events queued for `id` since the last call, oldest first; `nil` if it is unknown (closed).
-    public mutating func take(_ id: SubscriberID) -> [BusEvent]? {
-        guard var subscriber = self.subscribers[id] else { return nil }
-        let events = subscriber.buffer.takeAll()
-        self.subscribers[id] = subscriber
-        return events
-    }
+    public func isSubscribed(_ id: SubscriberID) -> Bool { self.subscribers[id] != nil }
 
     /// The latest state of every port, by name.
     public var portStates: [String: BusEvent] { self.latest }

@@ -3,15 +3,28 @@ import Glibc
 public import PortSyncCore
 import Synchronization
 
-/// The event bus, an important worker on its own queue: publishers anywhere (the port path first of all) hand it
-/// events without waiting; stream clients subscribe and read at their own pace.
+/// Where the bus delivers one subscriber's events: a stream client's connection (the HTTP layer writes each event's
+/// bytes straight to its socket from the connection's event loop), or a mailbox a task empties (`subscribe(filter:
+/// lastEventID:)`).
 ///
-/// Intake: three bounded buffers, one per priority (`events.high_capacity` … defaults 1000 / 500 / 100), behind a
-/// lock held for an append. A full buffer coalesces a port's events by kind (its latest state, health, bar; an
-/// alert's latest change) and drops other events, counting both: the port path never waits for the bus, and
-/// every port's latest state still arrives. The bus queue drains high first, gives each event its id, keeps it for replay and snapshots
-/// (`EventBusState`), and rings each matching subscriber's doorbell. A subscriber's own bounded buffer drops low
-/// priority first and then closes it as `slow` (it resumes from the replay ring with its `Last-Event-ID`).
+/// The bus calls `execute` from its queue, and runs `begin`, `deliver` and `end` inside it, in the order it
+/// scheduled them: a sink's executor must run what it is given in order (an event loop does).
+public protocol EventSink: AnyObject, Sendable {
+    /// Sinks with the same executor get one hop per batch between them (the connections of one event loop).
+    var executorID: ObjectIdentifier { get }
+    /// Runs `body` on the sink's executor, after what was given to it before.
+    func execute(_ body: @escaping @Sendable () -> Void)
+    /// On the executor, first: the subscriber's id and what to send first (a snapshot and `sync`, or the events
+    /// after `Last-Event-ID`, or a `reset` first). Taken whole, whatever the sink's bound.
+    func begin(id: EventBusState.SubscriberID, initial: [BusEvent])
+    /// On the executor: live events for this subscriber, oldest first. The sink bounds what it holds: it drops low
+    /// priority first (`EventBus.countDroppedLow`) and then gives up as slow (`EventBus.closed(_:reason:)`).
+    func deliver(_ events: [BusEvent])
+    /// On the executor, after every delivery scheduled before it: the bus ends the stream (`shutdown`). The sink
+    /// sends what it holds and ends; its owner unsubscribes.
+    func end(reason: String)
+}
+
 public final class EventBus: SupervisedWorker, @unchecked Sendable {
     public let name = "events"
     public let criticality = WorkerCriticality.important
@@ -31,15 +44,18 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     private let intake: BoundedIntake<Pending>
     private let clock: @Sendable () -> Int64
 
-    /// Each subscriber's mailbox, which its stream handler empties without a hop to the bus queue.
+    /// Each subscriber's sink. Bus queue only.
+    private var sinks: [EventBusState.SubscriberID: any EventSink] = [:]
+    /// The mailboxes of `subscribe(filter:lastEventID:)`'s subscribers, which their tasks empty from any thread.
     private let mailboxes = Mutex<[EventBusState.SubscriberID: Mailbox]>([:])
-    private let clientBufferCapacity: Int
+    /// Each subscriber's buffer (`events.client_buffer_capacity`): live events its connection cannot take yet.
+    public let clientBufferCapacity: Int
+    /// Low-priority events dropped from subscribers' buffers, and subscribers closed as slow there.
+    private let droppedLow = Atomic<UInt64>(0)
+    private let closedSlow = Atomic<UInt64>(0)
 
     // Bus queue only.
     private var state: EventBusState
-    /// Low-priority events dropped from mailboxes, and subscribers closed as slow there.
-    private var mailboxDroppedLow: UInt64 = 0
-    private var mailboxClosedSlow: UInt64 = 0
     private var stopped = false
 
     /// - Parameters:
@@ -51,8 +67,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     ) {
         self.intake = BoundedIntake(capacities: [capacities.high, capacities.medium, capacities.low])
         self.clientBufferCapacity = clientBufferCapacity
-        self.state = EventBusState(
-            epoch: epoch, replayCapacity: replayCapacity, clientBufferCapacity: clientBufferCapacity)
+        self.state = EventBusState(epoch: epoch, replayCapacity: replayCapacity)
         self.clock = clock
     }
 
@@ -130,32 +145,65 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
 
     private func drain() {
         dispatchPrecondition(condition: .onQueue(self.queue))
-        let batches = self.intake.takeAll()
-        for batch in batches {
+        var published: [BusEvent] = []
+        for batch in self.intake.takeAll() {
             for (data, port, priority, time) in batch {
-                let (_, slow) = self.state.publish(
-                    BusEvent(port: port, timeMillis: time, priority: priority, data: data))
-                for id in slow { self.close(id, reason: "slow") }
+                published.append(
+                    self.state.publish(BusEvent(port: port, timeMillis: time, priority: priority, data: data)))
             }
         }
-        // Hand each subscriber what matched into its mailbox, and ring only those that got something.
-        let mailboxes = self.mailboxes.withLock { $0 }
-        for (id, mailbox) in mailboxes {
-            guard let events = self.state.take(id), !events.isEmpty else { continue }
-            let (droppedLow, slow) = mailbox.deliver(events)
-            self.mailboxDroppedLow += droppedLow
-            if slow {
-                self.mailboxClosedSlow += 1
-                self.close(id, reason: "slow")
-            } else {
-                mailbox.ring()
+        guard !self.stopped, !self.sinks.isEmpty else { return }
+        // One hop per executor: every sink of an event loop gets its events in one task there.
+        var groups: [ObjectIdentifier: [(sink: any EventSink, events: [BusEvent])]] = [:]
+        for (id, events) in self.state.route(published) {
+            guard let sink = self.sinks[id] else { continue }
+            groups[sink.executorID, default: []].append((sink, events))
+        }
+        for group in groups.values {
+            guard let first = group.first?.sink else { continue }
+            first.execute {
+                for (sink, events) in group { sink.deliver(events) }
             }
         }
     }
 
-    // MARK: Subscribing (async, from stream handlers)
+    // MARK: Subscribing
 
-    /// A stream client's view of the bus.
+    /// Subscribes `sink`: it gets `begin` (the snapshot, or the resumed events) and then every matching live event,
+    /// until `unsubscribe`, or the sink gives up (`closed`), or the bus shuts down (`end`).
+    public func subscribe(filter: EventFilter, lastEventID: String?, sink: any EventSink) async
+        -> EventBusState.SubscriberID
+    {
+        let now = self.clock()
+        return await withCheckedContinuation { (result: CheckedContinuation<EventBusState.SubscriberID, Never>) in
+            self.queue.async {
+                // Whatever is waiting in the intake is published first, so that the snapshot and the live events
+                // that follow it meet without a gap or an overlap.
+                self.drain()
+                let (id, initial) = self.state.subscribe(filter: filter, lastEventID: lastEventID, nowMillis: now)
+                self.sinks[id] = sink
+                sink.execute { sink.begin(id: id, initial: initial) }
+                if self.stopped { sink.execute { sink.end(reason: "shutdown") } }
+                result.resume(returning: id)
+            }
+        }
+    }
+
+    /// A sink gave up (`slow`: its client does not read): no more events for it. Its owner still unsubscribes.
+    public func closed(_ id: EventBusState.SubscriberID, reason: String) {
+        if reason == "slow" { self.closedSlow.add(1, ordering: .relaxed) }
+        self.queue.async {
+            self.state.unsubscribe(id)
+            self.sinks[id] = nil
+        }
+    }
+
+    /// Low-priority events a sink dropped from its full buffer.
+    public func countDroppedLow(_ count: UInt64) {
+        self.droppedLow.add(count, ordering: .relaxed)
+    }
+
+    /// A task's view of the bus: its events wait in a bounded mailbox (as a connection's would) until it takes them.
     public struct Subscription: Sendable {
         public let id: EventBusState.SubscriberID
         /// What to send first: a snapshot and `sync`, or the events after `Last-Event-ID`, or a `reset` first.
@@ -164,54 +212,38 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         public let doorbell: AsyncStream<Void>
     }
 
+    /// Subscribes a mailbox, emptied with `take`.
     public func subscribe(filter: EventFilter, lastEventID: String?) async -> Subscription {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let now = self.clock()
-        return await withCheckedContinuation { (result: CheckedContinuation<Subscription, Never>) in
-            self.queue.async {
-                let (id, initial) = self.state.subscribe(filter: filter, lastEventID: lastEventID, nowMillis: now)
-                let mailbox = Mailbox(capacity: self.clientBufferCapacity, doorbell: continuation)
-                self.mailboxes.withLock { $0[id] = mailbox }
-                if self.stopped { self.close(id, reason: "shutdown") }
-                result.resume(returning: Subscription(id: id, initial: initial, doorbell: stream))
-            }
-        }
+        let mailbox = Mailbox(bus: self, capacity: self.clientBufferCapacity, doorbell: continuation)
+        let id = await self.subscribe(filter: filter, lastEventID: lastEventID, sink: mailbox)
+        self.mailboxes.withLock { $0[id] = mailbox }
+        return Subscription(id: id, initial: mailbox.takeInitial(), doorbell: stream)
     }
 
-    /// The live events queued for `id`, or `nil` once it is closed (with the reason). Taken from the subscriber's
-    /// mailbox under its lock: a thousand clients do not queue up on the bus's queue for their events.
+    /// The live events queued for `id` (none, once it is unknown), and the reason if the bus closed it.
     public func take(_ id: EventBusState.SubscriberID) async -> (events: [BusEvent]?, closed: String?) {
         guard let mailbox = self.mailboxes.withLock({ $0[id] }) else { return (nil, nil) }
         return mailbox.take()
     }
 
-    /// Rings `id`'s doorbell without an event (a stream handler's timer: time for a heartbeat?), from any thread.
-    public func nudge(_ id: EventBusState.SubscriberID) {
-        self.mailboxes.withLock { $0[id] }?.ring()
-    }
-
-    /// Calls `body` (on the bus queue) when the bus closes `id` (reason `slow`, …): a handler stuck in a write to
-    /// a client that no longer reads is ended by closing its connection from there.
-    public func onClose(_ id: EventBusState.SubscriberID, _ body: @escaping @Sendable (String) -> Void) {
-        self.mailboxes.withLock { $0[id] }?.onClose(body)
-    }
-
-    /// The client went away.
+    /// The subscriber went away.
     public func unsubscribe(_ id: EventBusState.SubscriberID) {
         self.queue.async {
             self.state.unsubscribe(id)
+            self.sinks[id] = nil
             self.mailboxes.withLock { $0.removeValue(forKey: id) }?.finish()
         }
     }
 
-    /// Shutdown: a `shutdown` event to every subscriber, then their streams end.
+    /// Shutdown: a `shutdown` event to every subscriber, then their streams end (each sink sends what it holds).
     public func shutDown(reason: String) {
         self.publish(.shutdown(.init(reason: reason)))
         self.queue.async {
+            self.drain()
             self.stopped = true
-            for mailbox in self.mailboxes.withLock({ $0.values }) {
-                mailbox.ring()
-                mailbox.finish()
+            for sink in self.sinks.values {
+                sink.execute { sink.end(reason: "shutdown") }
             }
         }
     }
@@ -219,11 +251,13 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     /// Counters and subscriber count, for health and metrics.
     public func figures() async -> (counters: EventBusState.Counters, subscribers: Int, intake: IntakeCounters) {
         let intake = self.intakeCounters
+        let droppedLow = self.droppedLow.load(ordering: .relaxed)
+        let closedSlow = self.closedSlow.load(ordering: .relaxed)
         return await withCheckedContinuation { result in
             self.queue.async {
                 var counters = self.state.counters
-                counters.clientDroppedLow += self.mailboxDroppedLow
-                counters.clientsClosedSlow += self.mailboxClosedSlow
+                counters.clientDroppedLow += droppedLow
+                counters.clientsClosedSlow += closedSlow
                 result.resume(returning: (counters, self.state.subscriberCount, intake))
             }
         }
@@ -252,79 +286,80 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
             self.queue.async { result.resume(returning: self.state.portStates) }
         }
     }
-
-    /// The bus ends `id`'s stream; its mailbox stays (answering `take` with the reason) until it unsubscribes.
-    private func close(_ id: EventBusState.SubscriberID, reason: String) {
-        let mailbox = self.mailboxes.withLock { $0[id] }
-        mailbox?.close(reason: reason)
-        self.state.unsubscribe(id)
-        mailbox?.finish()
-    }
 }
 
-/// One subscriber's bounded buffer (`ClientBuffer`: low priority dropped first, then closed as slow), filled on the
-/// bus queue and emptied by the subscriber's stream handler, each under the lock for an append or a take.
-final class Mailbox: Sendable {
+/// A task's bounded buffer (`ClientBuffer`: low priority dropped first, then closed as slow), filled on the bus
+/// queue (its executor) and emptied by the task, each under the lock for an append or a take.
+final class Mailbox: EventSink {
     private struct State: ~Copyable {
+        var initial: [BusEvent] = []
         var buffer: ClientBuffer
+        var id: EventBusState.SubscriberID = 0
         var closed: String?
-        var onClose: (@Sendable (String) -> Void)?
     }
 
     private let state: Mutex<State>
     private let doorbell: AsyncStream<Void>.Continuation
+    private let bus: EventBus
 
-    init(capacity: Int, doorbell: AsyncStream<Void>.Continuation) {
+    init(bus: EventBus, capacity: Int, doorbell: AsyncStream<Void>.Continuation) {
+        self.bus = bus
         self.state = Mutex(State(buffer: ClientBuffer(capacity: capacity)))
         self.doorbell = doorbell
     }
 
-    /// Appends `events`; returns the low-priority events dropped and whether the subscriber is now too slow.
-    func deliver(_ events: [BusEvent]) -> (droppedLow: UInt64, slow: Bool) {
+    /// Mailboxes are filled on the bus queue itself.
+    var executorID: ObjectIdentifier { ObjectIdentifier(Mailbox.self) }
+
+    func execute(_ body: @escaping @Sendable () -> Void) { body() }
+
+    func begin(id: EventBusState.SubscriberID, initial: [BusEvent]) {
         self.state.withLock { state in
-            var dropped: UInt64 = 0
-            for event in events {
-                switch state.buffer.offer(event) {
-                case .queued: break
-                case .droppedLow: dropped += 1
-                case .slow: return (dropped, true)
-                }
-            }
-            return (dropped, false)
+            state.id = id
+            state.initial = initial
         }
     }
 
-    /// Wakes the subscriber's handler.
-    func ring() {
-        self.doorbell.yield()
+    func takeInitial() -> [BusEvent] {
+        self.state.withLock { state in
+            defer { state.initial = [] }
+            return state.initial
+        }
     }
 
-    /// Ends the subscriber's doorbell: its handler sends what is left and ends.
+    func deliver(_ events: [BusEvent]) {
+        let (id, dropped, slow) = self.state.withLock { state -> (EventBusState.SubscriberID, UInt64, Bool) in
+            guard state.closed == nil else { return (state.id, 0, false) }
+            let (dropped, slow) = state.buffer.offer(contentsOf: events)
+            if slow {
+                state.closed = "slow"
+                _ = state.buffer.takeAll()
+            }
+            return (state.id, dropped, slow)
+        }
+        if dropped > 0 { self.bus.countDroppedLow(dropped) }
+        if slow {
+            self.bus.closed(id, reason: "slow")
+            self.doorbell.finish()
+        } else {
+            self.doorbell.yield()
+        }
+    }
+
+    func end(reason: String) {
+        self.state.withLock { state in
+            if state.closed == nil { state.closed = reason }
+        }
+        self.doorbell.yield()
+        self.doorbell.finish()
+    }
+
     func finish() {
         self.doorbell.finish()
     }
 
-    /// What is queued, or `nil` and the reason once closed.
+    /// What is queued, and the reason once closed.
     func take() -> (events: [BusEvent]?, closed: String?) {
-        self.state.withLock { state in
-            if let reason = state.closed { return (nil, reason) }
-            return (state.buffer.takeAll(), nil)
-        }
-    }
-
-    func onClose(_ body: @escaping @Sendable (String) -> Void) {
-        let closed: String? = self.state.withLock { state in
-            state.onClose = body
-            return state.closed
-        }
-        if let closed { body(closed) }
-    }
-
-    func close(reason: String) {
-        let body = self.state.withLock { state in
-            state.closed = reason
-            return state.onClose
-        }
-        body?(reason)
+        self.state.withLock { state in (state.buffer.takeAll(), state.closed) }
     }
 }
