@@ -8,17 +8,21 @@
  * timestamp of each message, and the writer subtracts the start of its round: round start → socket, the same
  * measure as the daemon's bus → socket with nothing but a loop of write() between the two.
  *
- * Prints one JSON object line: connections, rounds, p50/p99/max of write → socket in µs, and the writer's CPU
- * time per round (µs).
+ * `--threads T` splits the connections among T writer threads that write in parallel (the daemon's event loops are
+ * as many as the cores; default 2).
  *
- * Build: cc -O2 -Wall -Wextra -Werror -o fanout_floor fanout_floor.c
- * Usage: fanout_floor [--connections N] [--rounds R] [--interval-ms MS]
+ * Prints one JSON object line: connections, writer threads, rounds, p50/p99/max of write → socket in µs, and the
+ * writers' CPU time per round (µs).
+ *
+ * Build: cc -O2 -Wall -Wextra -Werror -pthread -o fanout_floor fanout_floor.c
+ * Usage: fanout_floor [--connections N] [--threads T] [--rounds R] [--interval-ms MS]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,19 +105,41 @@ static void reader(int *fds, int n, int rounds, int report) {
     exit(0);
 }
 
+struct writer {
+    int *fds;
+    int count, rounds;
+    pthread_barrier_t *start;
+};
+
+static char message[MESSAGE];
+
+/* One writer thread: at each round's start, one write() to each of its connections. */
+static void *write_rounds(void *argument) {
+    struct writer *w = argument;
+    for (int r = 0; r < w->rounds; r++) {
+        pthread_barrier_wait(w->start);
+        for (int i = 0; i < w->count; i++)
+            if (write(w->fds[i], message, sizeof message) != (ssize_t)sizeof message) die("write");
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    int n = 1000, rounds = 200, interval_ms = 20;
+    int n = 1000, threads = 2, rounds = 200, interval_ms = 20;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--connections")) n = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--interval-ms")) interval_ms = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: fanout_floor [--connections N] [--rounds R] [--interval-ms MS]\n");
+            fprintf(stderr, "usage: fanout_floor [--connections N] [--threads T] [--rounds R] [--interval-ms MS]\n");
             return 64;
         }
     }
-    struct rlimit limit = {.rlim_cur = 65536, .rlim_max = 65536};
-    setrlimit(RLIMIT_NOFILE, &limit);
+    if (n < 1 || threads < 1 || threads > n || rounds < 1) {
+        fprintf(stderr, "fanout_floor: need 1 <= threads <= connections and rounds >= 1\n");
+        return 64;
+    }
     int listener = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t length = sizeof address;
@@ -137,19 +163,26 @@ int main(int argc, char **argv) {
     if (child < 0) die("fork");
     if (child == 0) reader(clients, n, rounds, report[1]);
     for (int i = 0; i < n; i++) close(clients[i]);
-    char message[MESSAGE];
     memset(message, 'x', sizeof message);
     int64_t *starts = malloc((size_t)rounds * sizeof *starts);
-    if (!starts) die("malloc");
+    struct writer *writers = calloc((size_t)threads, sizeof *writers);
+    pthread_t *ids = calloc((size_t)threads, sizeof *ids);
+    pthread_barrier_t start;
+    if (!starts || !writers || !ids || pthread_barrier_init(&start, NULL, (unsigned)threads + 1) != 0) die("malloc");
+    for (int t = 0; t < threads; t++) {
+        int from = n * t / threads, to = n * (t + 1) / threads;
+        writers[t] = (struct writer){.fds = servers + from, .count = to - from, .rounds = rounds, .start = &start};
+        if (pthread_create(&ids[t], NULL, write_rounds, &writers[t]) != 0) die("pthread_create");
+    }
     struct rusage before, after;
     getrusage(RUSAGE_SELF, &before);
     for (int r = 0; r < rounds; r++) {
         struct timespec pause = {.tv_sec = interval_ms / 1000, .tv_nsec = (long)(interval_ms % 1000) * 1000000};
         nanosleep(&pause, NULL);
         starts[r] = monotonic_ns();
-        for (int i = 0; i < n; i++)
-            if (write(servers[i], message, sizeof message) != (ssize_t)sizeof message) die("write");
+        pthread_barrier_wait(&start);
     }
+    for (int t = 0; t < threads; t++) pthread_join(ids[t], NULL);
     getrusage(RUSAGE_SELF, &after);
     size_t count = 0;
     if (read(report[0], &count, sizeof count) != sizeof count) die("read report");
@@ -175,9 +208,9 @@ int main(int argc, char **argv) {
                  (double)(after.ru_stime.tv_usec - before.ru_stime.tv_usec);
     size_t p50 = count / 2, p99 = (size_t)(0.99 * (double)count);
     if (count == 0) return 1;
-    printf("{\"connections\": %d, \"rounds\": %d, \"messages\": %zu, \"write_to_socket_p50_us\": %.1f, "
+    printf("{\"connections\": %d, \"threads\": %d, \"rounds\": %d, \"messages\": %zu, \"write_to_socket_p50_us\": %.1f, "
            "\"write_to_socket_p99_us\": %.1f, \"write_to_socket_max_us\": %.1f, \"writer_cpu_us_per_round\": %.0f}\n",
-           n, rounds, count, latencies[p50], latencies[p99 < count ? p99 : count - 1], latencies[count - 1],
+           n, threads, rounds, count, latencies[p50], latencies[p99 < count ? p99 : count - 1], latencies[count - 1],
            cpu / rounds);
     return 0;
 }

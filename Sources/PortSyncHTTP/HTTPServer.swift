@@ -23,6 +23,7 @@ public final class HTTPServer: DrainableWorker, @unchecked Sendable {
     let daemon: any DaemonQueries
     let logger: Logger
     let clients = StreamClients()
+    let executors = LoopExecutors()
     private var task: Task<Void, Never>?
     private var group: ServiceGroup?
 

@@ -375,6 +375,14 @@ struct StreamingHealth: Encodable {
             "# HELP portsyncd_stream_events_dropped_total Low-priority events dropped for slow clients.",
             "# TYPE portsyncd_stream_events_dropped_total counter",
             "portsyncd_stream_events_dropped_total \(self.bus.clientDroppedLow)",
+            "# HELP portsyncd_stream_fanout_yields_total Times the stream's fan-out stepped aside while the port path "
+                + "was busy (events.fanout_yield_ms).",
+            "# TYPE portsyncd_stream_fanout_yields_total counter",
+            "portsyncd_stream_fanout_yields_total \(self.bus.fanoutYields)",
+            "# HELP portsyncd_stream_fanout_yield_timeouts_total Times the fan-out went on after its longest wait with "
+                + "the port path still busy.",
+            "# TYPE portsyncd_stream_fanout_yield_timeouts_total counter",
+            "portsyncd_stream_fanout_yield_timeouts_total \(self.bus.fanoutYieldTimeouts)",
         ]
         return lines.joined(separator: "\n") + "\n"
     }

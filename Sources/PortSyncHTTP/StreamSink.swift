@@ -1,6 +1,7 @@
 import NIOCore
 import PortSyncCore
 import PortSyncRuntime
+import Synchronization
 
 /// One stream client's connection as the event bus's sink: the bus hands it events on the connection's event loop
 /// (one hop per loop per batch, however many clients the loop serves), and it writes each event's bytes straight to
@@ -55,7 +56,11 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
     private var heartbeat: RepeatedTask?
     private var isEnded = false
 
-    init(channel: any Channel, bus: EventBus, framing: Framing) {
+    /// The connection's event loop, as the bus's lanes know it.
+    let executor: any SinkExecutor
+
+    init(channel: any Channel, executor: any SinkExecutor, bus: EventBus, framing: Framing) {
+        self.executor = executor
         self.eventLoop = channel.eventLoop
         self.allocator = channel.allocator
         self.bus = bus
@@ -66,8 +71,11 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
     }
 
     /// Puts a new sink first in `channel`'s pipeline.
-    static func attach(to channel: any Channel, bus: EventBus, framing: Framing) async throws -> StreamSink {
-        let sink = StreamSink(channel: channel, bus: bus, framing: framing)
+    static func attach(
+        to channel: any Channel, executors: LoopExecutors, bus: EventBus, framing: Framing
+    ) async throws -> StreamSink {
+        let sink = StreamSink(
+            channel: channel, executor: executors.executor(for: channel.eventLoop), bus: bus, framing: framing)
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(sink, position: .first)
         }.get()
@@ -94,13 +102,7 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
         self.eventLoop.execute { self.finish(reason: reason) }
     }
 
-    // MARK: EventSink (on the event loop, but `executorID` and `execute`)
-
-    var executorID: ObjectIdentifier { ObjectIdentifier(self.eventLoop) }
-
-    func execute(_ body: @escaping @Sendable () -> Void) {
-        self.eventLoop.execute(body)
-    }
+    // MARK: EventSink (on the event loop)
 
     func begin(id: EventBusState.SubscriberID, initial: [BusEvent]) {
         self.id = id
@@ -266,5 +268,25 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
             start += 1
         }
         return false
+    }
+}
+
+/// One `SinkExecutor` per event loop, so that the bus gives each loop one lane whatever the number of its clients.
+final class LoopExecutors: Sendable {
+    final class Loop: SinkExecutor {
+        let eventLoop: any EventLoop
+        init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+        func execute(_ body: @escaping @Sendable () -> Void) { self.eventLoop.execute(body) }
+    }
+
+    private let loops = Mutex<[ObjectIdentifier: Loop]>([:])
+
+    func executor(for eventLoop: any EventLoop) -> Loop {
+        self.loops.withLock { loops in
+            if let known = loops[ObjectIdentifier(eventLoop)] { return known }
+            let loop = Loop(eventLoop)
+            loops[ObjectIdentifier(eventLoop)] = loop
+            return loop
+        }
     }
 }

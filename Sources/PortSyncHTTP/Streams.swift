@@ -98,7 +98,7 @@ extension HTTPServer {
         let sink: StreamSink
         do {
             sink = try await StreamSink.attach(
-                to: channel, bus: bus,
+                to: channel, executors: self.executors, bus: bus,
                 framing: .sse(retryMs: settings.sseRetryMs, heartbeatMs: settings.sseHeartbeatMs))
         } catch {
             clients.release(.sse, reason: "client")
@@ -143,6 +143,7 @@ extension HTTPServer {
         let (changes, changed) = AsyncStream<EventFilter>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let logger = self.logger
         let clients = self.clients
+        let executors = self.executors
         return await withTaskGroup(of: String.self) { group in
             group.addTask {
                 // Inbound: subscription changes; anything else closes the client with a reason.
@@ -183,7 +184,8 @@ extension HTTPServer {
                 while true {
                     let sink: StreamSink
                     do {
-                        sink = try await StreamSink.attach(to: channel, bus: bus, framing: .webSocket)
+                        sink = try await StreamSink.attach(
+                            to: channel, executors: executors, bus: bus, framing: .webSocket)
                     } catch {
                         return "client"
                     }

@@ -152,6 +152,12 @@ public struct Config: Sendable, Hashable {
         public var replayCapacity = 10_000
         /// Events buffered for one stream client before low priority is dropped and then the client is closed.
         public var clientBufferCapacity = 1000
+        /// How long the stream's fan-out may step aside while the port path is busy (a kernel message being
+        /// processed, or a Redis write awaiting its reply) before it goes on anyway, in milliseconds; 0: never.
+        public var fanoutYieldMs = 5
+        /// How long after the port path's Redis writes are answered the fan-out still waits, in microseconds: Redis
+        /// is telling its subscribers (SONiC's daemons) of the change, and they come first.
+        public var fanoutQuietUs = 1000
     }
 
     public struct Channels: Sendable, Hashable {

@@ -161,6 +161,8 @@ extension Config {
             .init(
                 section: "events", key: "client_buffer_capacity",
                 kind: .integer(1...1_000_000, \.events.clientBufferCapacity)),
+            .init(section: "events", key: "fanout_yield_ms", kind: .integer(0...1000, \.events.fanoutYieldMs)),
+            .init(section: "events", key: "fanout_quiet_us", kind: .integer(0...100_000, \.events.fanoutQuietUs)),
             .init(section: "channels", key: "damping_mode", kind: .choice(Config.dampingModes, \.channels.dampingMode)),
             .init(section: "channels", key: "flap_penalty", kind: .integer(1...1_000_000, \.channels.flapPenalty)),
             .init(

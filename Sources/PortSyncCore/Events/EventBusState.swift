@@ -1,8 +1,8 @@
 /// The event bus's state, owned by one queue: sequence numbers, the replay ring, the latest state of every port
-/// (for a new subscriber's snapshot) and each subscriber's filter.
+/// (for a new subscriber's snapshot) and who is subscribed.
 ///
-/// A value with no clock and no I/O: the runtime feeds it published events and routes each batch to the
-/// subscribers whose filters match; each subscriber's bounded buffer lives with its connection (`ClientBuffer`).
+/// A value with no clock and no I/O: the runtime feeds it published events; each executor's lane routes them to its
+/// subscribers (`SubscriberGroups`), and each subscriber's bounded buffer lives with its connection (`ClientBuffer`).
 public struct EventBusState: Sendable {
     public typealias SubscriberID = UInt64
 
@@ -10,7 +10,7 @@ public struct EventBusState: Sendable {
     public let epoch: String
     private var ring: ReplayRing
     private var latest: [String: BusEvent] = [:]
-    private var subscribers: [SubscriberID: EventFilter] = [:]
+    private var subscribers: Set<SubscriberID> = []
     private var nextSubscriber: SubscriberID = 1
     public private(set) var counters = Counters()
 
@@ -21,6 +21,10 @@ public struct EventBusState: Sendable {
         public var clientsClosedSlow: UInt64 = 0
         public var resets: [String: UInt64] = [:]
         public var resumed: UInt64 = 0
+        /// Kept by the runtime: times the fan-out stepped aside for the port path, and times it went on after the
+        /// longest wait with the port path still busy.
+        public var fanoutYields: UInt64 = 0
+        public var fanoutYieldTimeouts: UInt64 = 0
 
         public init() {}
 
@@ -28,6 +32,8 @@ public struct EventBusState: Sendable {
             case published, resets, resumed
             case clientDroppedLow = "client_dropped_low"
             case clientsClosedSlow = "clients_closed_slow"
+            case fanoutYields = "fanout_yields"
+            case fanoutYieldTimeouts = "fanout_yield_timeouts"
         }
     }
 
@@ -55,36 +61,15 @@ public struct EventBusState: Sendable {
         return event
     }
 
-    /// The events of `batch` (published, oldest first) that each subscriber's filter matches, for every subscriber
-    /// that matches at least one. Subscribers with the same filter share one matching and one array: a thousand
-    /// clients of the whole stream cost one pass over the batch.
-    public func route(_ batch: [BusEvent]) -> [(id: SubscriberID, events: [BusEvent])] {
-        guard !batch.isEmpty else { return [] }
-        var matched: [EventFilter: [BusEvent]] = [:]
-        var routed: [(id: SubscriberID, events: [BusEvent])] = []
-        routed.reserveCapacity(self.subscribers.count)
-        for (id, filter) in self.subscribers {
-            let events: [BusEvent]
-            if let known = matched[filter] {
-                events = known
-            } else {
-                events = batch.filter(filter.matches)
-                matched[filter] = events
-            }
-            if !events.isEmpty { routed.append((id, events)) }
-        }
-        return routed
-    }
-
     /// A new subscriber. Without `lastEventID`: the current state of each matching port (oldest name first), then
     /// `sync`. With an id of this epoch still in the ring: exactly the matching events after it. With any other id:
-    /// `reset`, the snapshot, then `sync`. Live events follow through `route`.
+    /// `reset`, the snapshot, then `sync`. Live events follow (the runtime routes them).
     public mutating func subscribe(
         filter: EventFilter, lastEventID: String?, nowMillis: Int64
     ) -> (id: SubscriberID, initial: [BusEvent]) {
         let id = self.nextSubscriber
         self.nextSubscriber += 1
-        self.subscribers[id] = filter
+        self.subscribers.insert(id)
         var initial: [BusEvent] = []
         if let text = lastEventID {
             let reason: String
@@ -114,10 +99,10 @@ public struct EventBusState: Sendable {
     }
 
     public mutating func unsubscribe(_ id: SubscriberID) {
-        self.subscribers[id] = nil
+        self.subscribers.remove(id)
     }
 
-    public func isSubscribed(_ id: SubscriberID) -> Bool { self.subscribers[id] != nil }
+    public func isSubscribed(_ id: SubscriberID) -> Bool { self.subscribers.contains(id) }
 
     /// The latest state of every port, by name.
     public var portStates: [String: BusEvent] { self.latest }

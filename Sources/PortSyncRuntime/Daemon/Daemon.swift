@@ -30,6 +30,8 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     private let startConfig: Config
     /// The event bus: the channels publish every link change; stream clients read it.
     public let events: EventBus
+    /// Busy while the port path has a kernel message or a Redis write in hand: the stream's fan-out steps aside.
+    private let portPathGate: PortPathGate
     /// The channel pipelines: link channel, port health, counter bars, alerts.
     public let channels: ChannelWorker
     /// Workers built outside this module (the HTTP API), given this daemon to query.
@@ -62,10 +64,13 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         config: Config, configPath: String, logLevel: LogLevelBox, logger: Logger,
         extraWorkers: @escaping (Daemon) -> [any SupervisedWorker] = { _ in [] }
     ) {
+        self.portPathGate = PortPathGate(
+            maxWaitMs: config.events.fanoutYieldMs, quietMicros: config.events.fanoutQuietUs)
         self.events = EventBus(
             epoch: EventBus.newEpoch(),
             capacities: (config.events.highCapacity, config.events.mediumCapacity, config.events.lowCapacity),
-            replayCapacity: config.events.replayCapacity, clientBufferCapacity: config.events.clientBufferCapacity)
+            replayCapacity: config.events.replayCapacity, clientBufferCapacity: config.events.clientBufferCapacity,
+            gate: self.portPathGate)
         self.channels = ChannelWorker(
             settings: ChannelSettings(config), workers: config.channels.workers,
             statsIntervalMs: config.channels.statsIntervalMs, capacity: config.channels.intakeCapacity,
@@ -227,6 +232,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             reconnectInitialMs: self.config.redis.reconnectInitialMs,
             reconnectMaxMs: self.config.redis.reconnectMaxMs, logger: self.logger)
         writer.maxInFlight = self.config.pipeline.writerMaxInFlight
+        writer.gate = self.portPathGate
         writer.maxRetries = self.config.pipeline.sendMaxRetries
         writer.retryDelayMicros = self.config.pipeline.sendRetryDelayUs
         let pipeline = PortPipeline(

@@ -3,28 +3,6 @@ import Glibc
 public import PortSyncCore
 import Synchronization
 
-/// Where the bus delivers one subscriber's events: a stream client's connection (the HTTP layer writes each event's
-/// bytes straight to its socket from the connection's event loop), or a mailbox a task empties (`subscribe(filter:
-/// lastEventID:)`).
-///
-/// The bus calls `execute` from its queue, and runs `begin`, `deliver` and `end` inside it, in the order it
-/// scheduled them: a sink's executor must run what it is given in order (an event loop does).
-public protocol EventSink: AnyObject, Sendable {
-    /// Sinks with the same executor get one hop per batch between them (the connections of one event loop).
-    var executorID: ObjectIdentifier { get }
-    /// Runs `body` on the sink's executor, after what was given to it before.
-    func execute(_ body: @escaping @Sendable () -> Void)
-    /// On the executor, first: the subscriber's id and what to send first (a snapshot and `sync`, or the events
-    /// after `Last-Event-ID`, or a `reset` first). Taken whole, whatever the sink's bound.
-    func begin(id: EventBusState.SubscriberID, initial: [BusEvent])
-    /// On the executor: live events for this subscriber, oldest first. The sink bounds what it holds: it drops low
-    /// priority first (`EventBus.countDroppedLow`) and then gives up as slow (`EventBus.closed(_:reason:)`).
-    func deliver(_ events: [BusEvent])
-    /// On the executor, after every delivery scheduled before it: the bus ends the stream (`shutdown`). The sink
-    /// sends what it holds and ends; its owner unsubscribes.
-    func end(reason: String)
-}
-
 public final class EventBus: SupervisedWorker, @unchecked Sendable {
     public let name = "events"
     public let criticality = WorkerCriticality.important
@@ -44,8 +22,12 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     private let intake: BoundedIntake<Pending>
     private let clock: @Sendable () -> Int64
 
-    /// Each subscriber's sink. Bus queue only.
-    private var sinks: [EventBusState.SubscriberID: any EventSink] = [:]
+    /// Each executor's lane (its subscribers and their work), and each subscriber's lane. Bus queue only.
+    private var lanes: [ObjectIdentifier: FanoutLane] = [:]
+    private var laneOf: [EventBusState.SubscriberID: FanoutLane] = [:]
+    private let gate: PortPathGate?
+    /// Mailboxes are filled on the bus queue itself.
+    private let inline = InlineExecutor()
     /// The mailboxes of `subscribe(filter:lastEventID:)`'s subscribers, which their tasks empty from any thread.
     private let mailboxes = Mutex<[EventBusState.SubscriberID: Mailbox]>([:])
     /// Each subscriber's buffer (`events.client_buffer_capacity`): live events its connection cannot take yet.
@@ -60,11 +42,13 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
 
     /// - Parameters:
     ///   - capacities: intake buffers for high, medium and low.
+    ///   - gate: the port path's state; deliveries to connections step aside while it is busy.
     ///   - clock: Unix time in milliseconds (injected for tests).
     public init(
         epoch: String, capacities: (high: Int, medium: Int, low: Int), replayCapacity: Int, clientBufferCapacity: Int,
-        clock: @escaping @Sendable () -> Int64 = EventBus.unixMillis
+        gate: PortPathGate? = nil, clock: @escaping @Sendable () -> Int64 = EventBus.unixMillis
     ) {
+        self.gate = gate
         self.intake = BoundedIntake(capacities: [capacities.high, capacities.medium, capacities.low])
         self.clientBufferCapacity = clientBufferCapacity
         self.state = EventBusState(epoch: epoch, replayCapacity: replayCapacity)
@@ -152,19 +136,9 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
                     self.state.publish(BusEvent(port: port, timeMillis: time, priority: priority, data: data)))
             }
         }
-        guard !self.stopped, !self.sinks.isEmpty else { return }
-        // One hop per executor: every sink of an event loop gets its events in one task there.
-        var groups: [ObjectIdentifier: [(sink: any EventSink, events: [BusEvent])]] = [:]
-        for (id, events) in self.state.route(published) {
-            guard let sink = self.sinks[id] else { continue }
-            groups[sink.executorID, default: []].append((sink, events))
-        }
-        for group in groups.values {
-            guard let first = group.first?.sink else { continue }
-            first.execute {
-                for (sink, events) in group { sink.deliver(events) }
-            }
-        }
+        guard !self.stopped, !published.isEmpty else { return }
+        // One hop per executor with the batch as it is: each lane matches it for its own subscribers.
+        for lane in self.lanes.values { lane.schedule(.batch(published)) }
     }
 
     // MARK: Subscribing
@@ -181,9 +155,17 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
                 // that follow it meet without a gap or an overlap.
                 self.drain()
                 let (id, initial) = self.state.subscribe(filter: filter, lastEventID: lastEventID, nowMillis: now)
-                self.sinks[id] = sink
-                sink.execute { sink.begin(id: id, initial: initial) }
-                if self.stopped { sink.execute { sink.end(reason: "shutdown") } }
+                let executor = sink.executor
+                let lane: FanoutLane
+                if let known = self.lanes[ObjectIdentifier(executor)] {
+                    lane = known
+                } else {
+                    lane = FanoutLane(executor: executor, gate: sink.yieldsToPortPath ? self.gate : nil)
+                    self.lanes[ObjectIdentifier(executor)] = lane
+                }
+                self.laneOf[id] = lane
+                lane.schedule(.add(id, filter, sink, initial: initial))
+                if self.stopped { executor.execute { sink.end(reason: "shutdown") } }
                 result.resume(returning: id)
             }
         }
@@ -192,10 +174,12 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     /// A sink gave up (`slow`: its client does not read): no more events for it. Its owner still unsubscribes.
     public func closed(_ id: EventBusState.SubscriberID, reason: String) {
         if reason == "slow" { self.closedSlow.add(1, ordering: .relaxed) }
-        self.queue.async {
-            self.state.unsubscribe(id)
-            self.sinks[id] = nil
-        }
+        self.queue.async { self.forget(id) }
+    }
+
+    private func forget(_ id: EventBusState.SubscriberID) {
+        self.state.unsubscribe(id)
+        self.laneOf.removeValue(forKey: id)?.schedule(.remove(id))
     }
 
     /// Low-priority events a sink dropped from its full buffer.
@@ -215,7 +199,8 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     /// Subscribes a mailbox, emptied with `take`.
     public func subscribe(filter: EventFilter, lastEventID: String?) async -> Subscription {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let mailbox = Mailbox(bus: self, capacity: self.clientBufferCapacity, doorbell: continuation)
+        let mailbox = Mailbox(
+            bus: self, executor: self.inline, capacity: self.clientBufferCapacity, doorbell: continuation)
         let id = await self.subscribe(filter: filter, lastEventID: lastEventID, sink: mailbox)
         self.mailboxes.withLock { $0[id] = mailbox }
         return Subscription(id: id, initial: mailbox.takeInitial(), doorbell: stream)
@@ -230,8 +215,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     /// The subscriber went away.
     public func unsubscribe(_ id: EventBusState.SubscriberID) {
         self.queue.async {
-            self.state.unsubscribe(id)
-            self.sinks[id] = nil
+            self.forget(id)
             self.mailboxes.withLock { $0.removeValue(forKey: id) }?.finish()
         }
     }
@@ -242,9 +226,8 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
         self.queue.async {
             self.drain()
             self.stopped = true
-            for sink in self.sinks.values {
-                sink.execute { sink.end(reason: "shutdown") }
-            }
+            // Through the lanes, so that each sink ends after the deliveries waiting there.
+            for lane in self.lanes.values { lane.schedule(.end("shutdown")) }
         }
     }
 
@@ -258,6 +241,9 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
                 var counters = self.state.counters
                 counters.clientDroppedLow += droppedLow
                 counters.clientsClosedSlow += closedSlow
+                if let gate = self.gate {
+                    (counters.fanoutYields, counters.fanoutYieldTimeouts) = gate.figures
+                }
                 result.resume(returning: (counters, self.state.subscriberCount, intake))
             }
         }
@@ -288,6 +274,11 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     }
 }
 
+/// Runs what it is given at once, on the caller's thread: the bus queue, for mailboxes.
+final class InlineExecutor: SinkExecutor {
+    func execute(_ body: @escaping @Sendable () -> Void) { body() }
+}
+
 /// A task's bounded buffer (`ClientBuffer`: low priority dropped first, then closed as slow), filled on the bus
 /// queue (its executor) and emptied by the task, each under the lock for an append or a take.
 final class Mailbox: EventSink {
@@ -301,17 +292,16 @@ final class Mailbox: EventSink {
     private let state: Mutex<State>
     private let doorbell: AsyncStream<Void>.Continuation
     private let bus: EventBus
+    let executor: any SinkExecutor
 
-    init(bus: EventBus, capacity: Int, doorbell: AsyncStream<Void>.Continuation) {
+    init(bus: EventBus, executor: any SinkExecutor, capacity: Int, doorbell: AsyncStream<Void>.Continuation) {
         self.bus = bus
+        self.executor = executor
         self.state = Mutex(State(buffer: ClientBuffer(capacity: capacity)))
         self.doorbell = doorbell
     }
 
-    /// Mailboxes are filled on the bus queue itself.
-    var executorID: ObjectIdentifier { ObjectIdentifier(Mailbox.self) }
-
-    func execute(_ body: @escaping @Sendable () -> Void) { body() }
+    var yieldsToPortPath: Bool { false }
 
     func begin(id: EventBusState.SubscriberID, initial: [BusEvent]) {
         self.state.withLock { state in

@@ -114,8 +114,11 @@ final class LinkMonitor: @unchecked Sendable {
 
     private func readAvailable() {
         var overrun = false
+        // Busy from here until the writes this read makes are answered (the writer then says idle).
+        self.writer.gate?.set(busy: true)
         defer {
             self.writer.endOfBatch()
+            self.writer.gate?.set(busy: self.writer.awaitingReplies)
             if overrun { self.restartSource() }
         }
         for _ in 0..<Self.datagramsPerWakeup where !self.paused {

@@ -109,6 +109,12 @@ final class PortStateWriter: @unchecked Sendable {
     /// Port writes sent (or batched) and not yet answered.
     var pendingCount: Int { self.senders.reduce(0) { $0 + $1.taken } }
 
+    /// Set to busy while port writes await Redis's replies (the stream's fan-out steps aside meanwhile).
+    var gate: PortPathGate?
+
+    /// Whether port writes are out and their replies awaited (while connected: a lost connection answers none).
+    var awaitingReplies: Bool { self.pendingCount > 0 && self.isConnected }
+
     /// Whether another update can be taken now (in `async` mode: by any sender). While disconnected, updates are
     /// only recorded (the reconnect writes the latest of each port), so there is always room.
     var hasRoom: Bool { !self.isConnected || self.senders.contains { $0.taken < self.maxInFlight } }
@@ -420,6 +426,7 @@ final class PortStateWriter: @unchecked Sendable {
             // A nil reply means hiredis is tearing the connection down (it fails every pending command before it
             // lets go of the context): nothing is idle then, whatever the count says.
             if reply != nil { self.replyDone() }
+            self.gate?.set(busy: self.awaitingReplies)
         }
     }
 

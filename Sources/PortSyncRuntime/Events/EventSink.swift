@@ -1,0 +1,123 @@
+public import PortSyncCore
+
+/// Runs what it is given in order, on one thread or loop: a connection's event loop, or the bus queue itself.
+public protocol SinkExecutor: AnyObject, Sendable {
+    func execute(_ body: @escaping @Sendable () -> Void)
+}
+
+/// Where the bus delivers one subscriber's events: a stream client's connection (the HTTP layer writes each event's
+/// bytes straight to its socket from the connection's event loop), or a mailbox a task empties (`subscribe(filter:
+/// lastEventID:)`).
+///
+/// The bus runs `begin`, `deliver` and `end` on the sink's executor, in the order it scheduled them.
+public protocol EventSink: AnyObject, Sendable {
+    /// Sinks with the same executor share one lane (`FanoutLane`): one hop per batch between them.
+    var executor: any SinkExecutor { get }
+    /// On the executor, first: the subscriber's id and what to send first (a snapshot and `sync`, or the events
+    /// after `Last-Event-ID`, or a `reset` first). Taken whole, whatever the sink's bound.
+    func begin(id: EventBusState.SubscriberID, initial: [BusEvent])
+    /// On the executor: live events for this subscriber, oldest first. The sink bounds what it holds: it drops low
+    /// priority first (`EventBus.countDroppedLow`) and then gives up as slow (`EventBus.closed(_:reason:)`).
+    func deliver(_ events: [BusEvent])
+    /// On the executor, after every delivery scheduled before it: the bus ends the stream (`shutdown`). The sink
+    /// sends what it holds and ends; its owner unsubscribes.
+    func end(reason: String)
+    /// Whether its deliveries step aside while the port path is busy (`PortPathGate`): a connection's do, as
+    /// writing to a thousand of them takes the machine milliseconds; an in-process mailbox need not.
+    var yieldsToPortPath: Bool { get }
+}
+
+extension EventSink {
+    public var yieldsToPortPath: Bool { true }
+}
+
+/// The subscribers of one executor (an event loop), and the work the bus gives them, run in order there.
+///
+/// The bus hands a lane each published batch as it is (one hop per executor per batch, whatever the number of
+/// clients); the lane matches it against each distinct filter of its subscribers and delivers to each sink. So the
+/// work per client happens on the stream's threads, not on the bus queue. Before each sink it asks the port path's
+/// gate: while the port path is busy, the rest waits until it is idle, or for the gate's longest wait (after which
+/// what is queued goes out without asking again, so that a storm delays the stream by at most that much).
+final class FanoutLane: @unchecked Sendable {
+    enum Work: Sendable {
+        case add(EventBusState.SubscriberID, EventFilter, any EventSink, initial: [BusEvent])
+        case remove(EventBusState.SubscriberID)
+        case batch([BusEvent])
+        case end(String)
+    }
+
+    let executor: any SinkExecutor
+    private let gate: PortPathGate?
+    // The executor's only (hence `@unchecked Sendable`).
+    private var work: [Work] = []
+    private var head = 0
+    private var members = SubscriberGroups<any EventSink>()
+    /// The batch being delivered: each filter's sinks with its events, and where it has got to.
+    private var runs: [(sinks: [any EventSink], events: [BusEvent])] = []
+    private var run = 0
+    private var next = 0
+    private var waiting = false
+
+    init(executor: any SinkExecutor, gate: PortPathGate?) {
+        self.executor = executor
+        self.gate = gate
+    }
+
+    /// From any thread: `work` runs on the executor, after what was given before.
+    func schedule(_ work: Work) {
+        self.executor.execute { self.take(work) }
+    }
+
+    private func take(_ work: Work) {
+        self.work.append(work)
+        if !self.waiting { self.proceed(asking: true) }
+    }
+
+    private func proceed(asking: Bool) {
+        while true {
+            while self.run < self.runs.count {
+                let (sinks, events) = self.runs[self.run]
+                while self.next < sinks.count {
+                    if asking, self.mustWait() { return }
+                    let sink = sinks[self.next]
+                    self.next += 1
+                    sink.deliver(events)
+                }
+                self.run += 1
+                self.next = 0
+            }
+            self.runs = []
+            self.run = 0
+            guard self.head < self.work.count else { break }
+            if asking, case .batch = self.work[self.head], self.mustWait() { return }
+            let work = self.work[self.head]
+            self.head += 1
+            switch work {
+            case .add(let id, let filter, let sink, let initial):
+                self.members.add(id, filter: filter, sink)
+                sink.begin(id: id, initial: initial)
+            case .remove(let id):
+                self.members.remove(id)
+            case .batch(let events):
+                self.runs = self.members.route(events)
+            case .end(let reason):
+                for sink in self.members.all { sink.end(reason: reason) }
+            }
+        }
+        self.work.removeAll(keepingCapacity: true)
+        self.head = 0
+    }
+
+    /// Whether the port path is busy; if so, `proceed` is called again once it is idle (or after the longest wait).
+    private func mustWait() -> Bool {
+        guard let gate = self.gate, gate.isBusy else { return false }
+        self.waiting = true
+        gate.whenIdle { timedOut in
+            self.executor.execute {
+                self.waiting = false
+                self.proceed(asking: !timedOut)
+            }
+        }
+        return true
+    }
+}
