@@ -4,6 +4,7 @@ reaches WebSocket clients before their close, and the threads that write the str
 import contextlib
 import json
 import os
+import re
 import signal
 
 from test_http import Api
@@ -60,6 +61,26 @@ def test_every_client_of_a_filter_gets_the_same_sequence_sse_and_websocket_alike
     assert len(runs[0]) == 20 and sequences == sorted(sequences)
     assert [mtu for _, _, mtu in runs[0]] == [1400 + n for n in range(20)]
     assert daemon.alive
+
+
+def test_a_port_state_event_leaves_after_state_db_has_that_state(rig):
+    """The fan-out steps aside until the port path's Redis write is answered: a client that reads STATE_DB the
+    moment a `port_state` event arrives finds that state there, change after change, and the daemon counts the
+    times its fan-out stepped aside. (A generous longest wait, so that a slow CI machine's Redis is waited for.)"""
+    daemon = rig.start(config={"http": {"port": 0}, "events": {"fanout_yield_ms": 1000}})
+    api = Api(rig, daemon)
+    rig.add_synced_ports(["Ethernet0"])
+    stream = api.sse("?events=port_state&ports=Ethernet0")
+    stream.until(lambda e: e[1] == "sync")
+    for n in range(10):
+        mtu = 1300 + n
+        rig.ns.ip("link", "set", "dev", "Ethernet0", "mtu", str(mtu))
+        stream.until(lambda e: e[1] == "port_state" and e[2]["data"]["mtu"] == mtu)
+        assert rig.state_row("Ethernet0").get("mtu") == str(mtu), n
+    stream.close()
+    metrics = api.get("/metrics")[2].decode()
+    yields = re.search(r"^portsyncd_stream_fanout_yields_total (\d+)$", metrics, re.M)
+    assert yields and int(yields.group(1)) >= 1, metrics[-800:]
 
 
 def dechunk(body: bytes):
