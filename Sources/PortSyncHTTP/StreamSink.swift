@@ -56,11 +56,12 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
     private var heartbeat: RepeatedTask?
     private var isEnded = false
 
-    /// The connection's event loop, as the bus's lanes know it.
-    let executor: any SinkExecutor
+    /// The connection's event loop, as the bus's lanes know it (and the keeper of its shared renderings).
+    private let loop: LoopExecutors.Loop
+    var executor: any SinkExecutor { self.loop }
 
-    init(channel: any Channel, executor: any SinkExecutor, bus: EventBus, framing: Framing) {
-        self.executor = executor
+    init(channel: any Channel, loop: LoopExecutors.Loop, bus: EventBus, framing: Framing) {
+        self.loop = loop
         self.eventLoop = channel.eventLoop
         self.allocator = channel.allocator
         self.bus = bus
@@ -75,7 +76,7 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
         to channel: any Channel, executors: LoopExecutors, bus: EventBus, framing: Framing
     ) async throws -> StreamSink {
         let sink = StreamSink(
-            channel: channel, executor: executors.executor(for: channel.eventLoop), bus: bus, framing: framing)
+            channel: channel, loop: executors.executor(for: channel.eventLoop), bus: bus, framing: framing)
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(sink, position: .first)
         }.get()
@@ -123,6 +124,11 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
         let (dropped, slow) = self.buffer.offer(contentsOf: events)
         if dropped > 0 { self.bus.countDroppedLow(dropped) }
         if slow { self.giveUp() }
+    }
+
+    func overflowed() {
+        guard !self.isEnded else { return }
+        self.giveUp()
     }
 
     func end(reason: String) {
@@ -182,45 +188,26 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
 
     private func send(_ events: [BusEvent], first: Bool) {
         guard let context = self.context, !events.isEmpty || first else { return }
-        var out = self.allocator.buffer(capacity: 64 + events.count * 320)
-        switch self.framing {
-        case .sse(let retryMs, _):
-            var body = first ? "retry: \(retryMs)\n\n" : ""
-            for event in events { body += event.sseFrame() }
-            self.writeChunk(body, into: &out)
-        case .webSocket:
-            for event in events { Self.writeTextFrame(event.json(), into: &out) }
+        let bytes: ByteBuffer
+        if first {
+            // The snapshot (or the resumed events) is this client's own; `retry:` before it.
+            var preamble = ""
+            if case .sse(let retryMs, _) = self.framing { preamble = "retry: \(retryMs)\n\n" }
+            bytes = Rendering.render(events, self.rendering, preamble: preamble, allocator: self.allocator)
+        } else {
+            // Live events: every client of the loop with the same events shares one rendering (and its memory).
+            bytes = self.loop.rendered(events, self.rendering, allocator: self.allocator)
         }
         if let last = events.last { self.lastID = last.id.description }
         self.lastWrite = .now()
-        context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(out)), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
     }
 
-    private func writeChunk(_ text: String, into out: inout ByteBuffer) {
-        let length = text.utf8.count
-        guard length > 0 else { return }
-        if self.chunked {
-            out.writeString(String(length, radix: 16))
-            out.writeStaticString("\r\n")
+    private var rendering: Rendering {
+        switch self.framing {
+        case .sse: self.chunked ? .sseChunked : .sse
+        case .webSocket: .webSocket
         }
-        out.writeString(text)
-        if self.chunked { out.writeStaticString("\r\n") }
-    }
-
-    /// RFC 6455 §5.2: FIN and opcode 1 (text), no mask (a server's frame), the payload length in 7, 16 or 64 bits.
-    static func writeTextFrame(_ text: String, into out: inout ByteBuffer) {
-        let length = text.utf8.count
-        out.writeInteger(UInt8(0x81))
-        if length < 126 {
-            out.writeInteger(UInt8(length))
-        } else if length <= Int(UInt16.max) {
-            out.writeInteger(UInt8(126))
-            out.writeInteger(UInt16(length))
-        } else {
-            out.writeInteger(UInt8(127))
-            out.writeInteger(UInt64(length))
-        }
-        out.writeString(text)
     }
 
     /// A comment when the stream has been quiet for `every`, so that proxies and clients see it alive.
@@ -229,7 +216,7 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
             NIODeadline.now() - self.lastWrite >= every
         else { return }
         var out = self.allocator.buffer(capacity: 32)
-        self.writeChunk(": heartbeat\n\n", into: &out)
+        Rendering.writeBody(": heartbeat\n\n", chunked: self.chunked, into: &out)
         self.lastWrite = .now()
         context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(out)), promise: nil)
     }
@@ -271,12 +258,85 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
     }
 }
 
+/// How a stream's bytes are framed.
+enum Rendering: Hashable, Sendable {
+    /// SSE frames in HTTP/1.1 chunks.
+    case sseChunked
+    /// SSE frames as the raw body.
+    case sse
+    /// One WebSocket text frame per event.
+    case webSocket
+
+    /// `events` as this framing's bytes, after `preamble` (SSE only).
+    static func render(
+        _ events: [BusEvent], _ rendering: Rendering, preamble: String = "", allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var out = allocator.buffer(capacity: 64 + events.count * 320)
+        switch rendering {
+        case .sseChunked, .sse:
+            var body = preamble
+            for event in events { body += event.sseFrame() }
+            Self.writeBody(body, chunked: rendering == .sseChunked, into: &out)
+        case .webSocket:
+            for event in events { Self.writeTextFrame(event.json(), into: &out) }
+        }
+        return out
+    }
+
+    /// `text` as one HTTP/1.1 chunk (size line, data, CRLF), or as it is.
+    static func writeBody(_ text: String, chunked: Bool, into out: inout ByteBuffer) {
+        let length = text.utf8.count
+        guard length > 0 else { return }
+        if chunked {
+            out.writeString(String(length, radix: 16))
+            out.writeStaticString("\r\n")
+        }
+        out.writeString(text)
+        if chunked { out.writeStaticString("\r\n") }
+    }
+
+    /// RFC 6455 §5.2: FIN and opcode 1 (text), no mask (a server's frame), the payload length in 7, 16 or 64 bits.
+    static func writeTextFrame(_ text: String, into out: inout ByteBuffer) {
+        let length = text.utf8.count
+        out.writeInteger(UInt8(0x81))
+        if length < 126 {
+            out.writeInteger(UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            out.writeInteger(UInt8(126))
+            out.writeInteger(UInt16(length))
+        } else {
+            out.writeInteger(UInt8(127))
+            out.writeInteger(UInt64(length))
+        }
+        out.writeString(text)
+    }
+}
+
 /// One `SinkExecutor` per event loop, so that the bus gives each loop one lane whatever the number of its clients.
 final class LoopExecutors: Sendable {
-    final class Loop: SinkExecutor {
+    /// An event loop, and the last rendering of each framing made on it: the clients of one lane run get the same
+    /// events array, so the first renders it and the others send the same bytes (shared, not copied).
+    final class Loop: SinkExecutor, @unchecked Sendable {
         let eventLoop: any EventLoop
+        // The event loop's only (hence `@unchecked Sendable`). The events are kept so that their storage (the key)
+        // cannot be reused by another array while the rendering is cached.
+        private var cache: [Rendering: (events: [BusEvent], bytes: ByteBuffer)] = [:]
+
         init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
         func execute(_ body: @escaping @Sendable () -> Void) { self.eventLoop.execute(body) }
+
+        func rendered(_ events: [BusEvent], _ rendering: Rendering, allocator: ByteBufferAllocator) -> ByteBuffer {
+            if let cached = self.cache[rendering], Self.same(cached.events, events) { return cached.bytes }
+            let bytes = Rendering.render(events, rendering, allocator: allocator)
+            self.cache[rendering] = (events, bytes)
+            return bytes
+        }
+
+        private static func same(_ a: [BusEvent], _ b: [BusEvent]) -> Bool {
+            a.count == b.count
+                && a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+        }
     }
 
     private let loops = Mutex<[ObjectIdentifier: Loop]>([:])

@@ -83,6 +83,40 @@ def test_a_port_state_event_leaves_after_state_db_has_that_state(rig):
     assert yields and int(yields.group(1)) >= 1, metrics[-800:]
 
 
+def test_a_burst_beyond_what_the_fan_out_can_write_cuts_its_clients_as_slow_and_nothing_else_suffers(rig):
+    """Clients with a 4-event buffer, and a fan-out that waits for the port path (up to 1 s, and 50 ms after its
+    writes) while a burst of 60 changes arrives in one `ip -batch`: more events wait for the clients than their
+    buffer holds, so each is cut as `slow` (counted), instead of a backlog that grows; STATE_DB has every port's
+    final state, the API answers, and a new client's snapshot has the final states."""
+    events = {"client_buffer_capacity": 4, "fanout_yield_ms": 1000, "fanout_quiet_us": 50000}
+    daemon = rig.start(config={"http": {"port": 0}, "events": events})
+    api = Api(rig, daemon)
+    names = ["Ethernet0", "Ethernet4", "Ethernet8"]
+    rig.add_synced_ports(names)
+    streams = [api.sse("?events=port_state") for _ in range(4)]
+    for stream in streams:
+        stream.until(lambda e: e[1] == "sync")
+    rig.ns.batch([f"link set dev {names[n % 3]} mtu {1300 + n}" for n in range(60)])
+    rig.wait_state_matches_kernel(names)
+    for stream in streams:
+        while stream.next() is not None:  # the server ends the stream
+            pass
+        stream.close()
+
+    def all_slow():
+        text = api.get("/metrics")[2].decode()
+        return 'portsyncd_stream_clients_closed_total{reason="slow"} 4' in text or Miss(
+            [line for line in text.splitlines() if "closed_total" in line])
+
+    wait_for(all_slow, what="the four clients closed as slow")
+    assert api.json("/v1/health")["live"]
+    fresh = api.sse("?events=port_state")
+    snapshot = {e[2]["port"]: e[2]["data"]["mtu"] for e in fresh.until(lambda e: e[1] == "sync") if e[1] == "port_state"}
+    assert snapshot == {"Ethernet0": 1357, "Ethernet4": 1358, "Ethernet8": 1359}, snapshot
+    fresh.close()
+    assert daemon.alive
+
+
 def dechunk(body: bytes):
     """The data of the complete chunks at the start of `body`, and whether the last-chunk (size 0) was among them;
     a malformed size line fails the test."""

@@ -160,7 +160,9 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
                 if let known = self.lanes[ObjectIdentifier(executor)] {
                     lane = known
                 } else {
-                    lane = FanoutLane(executor: executor, gate: sink.yieldsToPortPath ? self.gate : nil)
+                    lane = FanoutLane(
+                        executor: executor, gate: sink.yieldsToPortPath ? self.gate : nil,
+                        maxBacklog: self.clientBufferCapacity)
                     self.lanes[ObjectIdentifier(executor)] = lane
                 }
                 self.laneOf[id] = lane
@@ -334,6 +336,18 @@ final class Mailbox: EventSink {
         } else {
             self.doorbell.yield()
         }
+    }
+
+    func overflowed() {
+        let id = self.state.withLock { state -> EventBusState.SubscriberID? in
+            guard state.closed == nil else { return nil }
+            state.closed = "slow"
+            _ = state.buffer.takeAll()
+            return state.id
+        }
+        guard let id else { return }
+        self.bus.closed(id, reason: "slow")
+        self.doorbell.finish()
     }
 
     func end(reason: String) {

@@ -25,6 +25,9 @@ public protocol EventSink: AnyObject, Sendable {
     /// Whether its deliveries step aside while the port path is busy (`PortPathGate`): a connection's do, as
     /// writing to a thousand of them takes the machine milliseconds; an in-process mailbox need not.
     var yieldsToPortPath: Bool { get }
+    /// On the executor: more events wait for this executor's clients than a client's buffer holds (the fan-out
+    /// cannot keep up): the sink gives up as slow, as when its own buffer overflows.
+    func overflowed()
 }
 
 extension EventSink {
@@ -38,6 +41,10 @@ extension EventSink {
 /// work per client happens on the stream's threads, not on the bus queue. Before each sink it asks the port path's
 /// gate: while the port path is busy, the rest waits until it is idle, or for the gate's longest wait (after which
 /// what is queued goes out without asking again, so that a storm delays the stream by at most that much).
+///
+/// Bounded: batches that wait behind the one being delivered merge into one; when that holds more events than a
+/// client's buffer (`events.client_buffer_capacity`), every client of the lane is behind by more than its buffer,
+/// and each is cut as `slow` (it resumes with its `Last-Event-ID`), rather than the backlog growing without end.
 final class FanoutLane: @unchecked Sendable {
     enum Work: Sendable {
         case add(EventBusState.SubscriberID, EventFilter, any EventSink, initial: [BusEvent])
@@ -48,6 +55,7 @@ final class FanoutLane: @unchecked Sendable {
 
     let executor: any SinkExecutor
     private let gate: PortPathGate?
+    private let maxBacklog: Int
     // The executor's only (hence `@unchecked Sendable`).
     private var work: [Work] = []
     private var head = 0
@@ -58,9 +66,10 @@ final class FanoutLane: @unchecked Sendable {
     private var next = 0
     private var waiting = false
 
-    init(executor: any SinkExecutor, gate: PortPathGate?) {
+    init(executor: any SinkExecutor, gate: PortPathGate?, maxBacklog: Int) {
         self.executor = executor
         self.gate = gate
+        self.maxBacklog = maxBacklog
     }
 
     /// From any thread: `work` runs on the executor, after what was given before.
@@ -69,16 +78,48 @@ final class FanoutLane: @unchecked Sendable {
     }
 
     private func take(_ work: Work) {
-        self.work.append(work)
+        // Batches waiting behind each other become one: each client then gets them in one write, and what waits
+        // here is bounded by the events published meanwhile, not by the number of batches times the clients.
+        if case .batch(let events) = work, self.head < self.work.count, case .batch(let queued) = self.work.last {
+            let merged = queued + events
+            self.work[self.work.count - 1] = .batch(merged)
+            if merged.count > self.maxBacklog { return self.overflow() }
+        } else {
+            self.work.append(work)
+        }
         if !self.waiting { self.proceed(asking: true) }
     }
 
+    /// The backlog outgrew a client's buffer: every client here is cut as slow, and what waited for them goes.
+    private func overflow() {
+        for sink in self.members.all { sink.overflowed() }
+        self.runs = []
+        self.run = 0
+        self.next = 0
+        self.work.removeAll { if case .batch = $0 { true } else { false } }
+        self.head = 0
+    }
+
+    /// Deliveries in one turn of the executor, after which the rest waits for the next turn (requeued behind what
+    /// else the event loop has to do: HTTP requests, pings), so that a backlog never keeps the loop to itself.
+    static let deliveriesPerTurn = 128
+
     private func proceed(asking: Bool) {
+        var budget = Self.deliveriesPerTurn
         while true {
             while self.run < self.runs.count {
                 let (sinks, events) = self.runs[self.run]
                 while self.next < sinks.count {
                     if asking, self.mustWait() { return }
+                    if budget == 0 {
+                        self.waiting = true
+                        self.executor.execute {
+                            self.waiting = false
+                            self.proceed(asking: asking)
+                        }
+                        return
+                    }
+                    budget -= 1
                     let sink = sinks[self.next]
                     self.next += 1
                     sink.deliver(events)
