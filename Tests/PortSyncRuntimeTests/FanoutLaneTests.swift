@@ -90,18 +90,24 @@ struct FanoutLaneTests {
         #expect(all.ended == "shutdown" && one.ended == nil)
     }
 
-    @Test("While the port path is busy nothing is delivered; when it goes idle, what waited, merged, in order")
+    @Test("While the port path is busy a large fan-out waits, and goes on when it is idle; a small one goes at once")
     func stepsAside() {
         let gate = PortPathGate(maxWaitMs: 60_000)
-        let (executor, lane, sinks) = Self.closedLane(clients: 3, gate: gate, maxBacklog: 100)
+        let (executor, lane, sinks) = Self.closedLane(
+            clients: FanoutLane.smallFanout + 1, gate: gate, maxBacklog: 100)
         lane.schedule(.batch(Self.events(1...2)))
         lane.schedule(.batch(Self.events(3...3)))
         executor.runAll()
         #expect(sinks.allSatisfy { $0.received.isEmpty })
         gate.set(busy: false)  // runs the waiter: it queues the lane's next turn on the executor
         executor.runAll()
-        #expect(sinks.allSatisfy { $0.batches == [[1, 2, 3]] }, "the batches that waited arrive as one")
+        #expect(sinks.allSatisfy { $0.batches == [[1, 2], [3]] }, "what waited, in order")
         #expect(gate.figures.yields == 1)
+        // A small fan-out does not wait.
+        let (smallExecutor, small, few) = Self.closedLane(clients: FanoutLane.smallFanout, gate: gate, maxBacklog: 100)
+        small.schedule(.batch(Self.events(4...4)))
+        smallExecutor.runAll()
+        #expect(few.allSatisfy { $0.received == [4] })
     }
 
     @Test("A run over more clients than one turn allows is finished in later turns, in order")
@@ -120,14 +126,15 @@ struct FanoutLaneTests {
     @Test("A backlog larger than a client's buffer cuts every client of the lane as slow, and drops the backlog")
     func backlogBound() {
         let gate = PortPathGate(maxWaitMs: 60_000)
-        let (executor, lane, sinks) = Self.closedLane(clients: 2, gate: gate, maxBacklog: 10)
+        let (executor, lane, sinks) = Self.closedLane(
+            clients: FanoutLane.smallFanout + 1, gate: gate, maxBacklog: 10)
         lane.schedule(.batch(Self.events(1...6)))
         lane.schedule(.batch(Self.events(7...10)))
         executor.runAll()
-        #expect(sinks.allSatisfy { !$0.didOverflow }, "10 waiting: within the bound")
-        lane.schedule(.batch(Self.events(11...11)))
+        #expect(sinks.allSatisfy { !$0.didOverflow }, "4 waiting behind the first batch: within the bound")
+        lane.schedule(.batch(Self.events(11...17)))
         executor.runAll()
-        #expect(sinks.allSatisfy { $0.didOverflow && $0.received.isEmpty })
+        #expect(sinks.allSatisfy { $0.didOverflow }, "11 waiting")
         gate.set(busy: false)
         executor.runAll()
         #expect(sinks.allSatisfy { $0.received.isEmpty }, "the backlog went with the clients")
