@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 70)
+        #expect(schema.count == 71)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -96,6 +96,7 @@ struct ConfigDecoderTests {
             client_buffer_capacity = 1
             fanout_yield_ms = 1000
             fanout_quiet_us = 100000
+            fanout_yield_above_clients = 1000000
 
             [channels]
             damping_mode = "enforce"
@@ -189,6 +190,7 @@ struct ConfigDecoderTests {
         expected.events.clientBufferCapacity = 1
         expected.events.fanoutYieldMs = 1000
         expected.events.fanoutQuietUs = 100_000
+        expected.events.fanoutYieldAboveClients = 1_000_000
         expected.channels.dampingMode = "enforce"
         expected.channels.flapPenalty = 1_000_000
         expected.channels.suppressThreshold = 100_000_000

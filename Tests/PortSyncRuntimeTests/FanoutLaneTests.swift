@@ -43,6 +43,8 @@ struct FanoutLaneTests {
         var begun: Bool { self.state.withLock { $0.begun } }
     }
 
+    static let smallFanout = 32
+
     /// A lane of `clients` subscribers of the whole stream, added, with `gate` then closed.
     static func closedLane(clients: Int, gate: PortPathGate, maxBacklog: Int)
         -> (ManualExecutor, FanoutLane, [RecordingSink])
@@ -94,7 +96,7 @@ struct FanoutLaneTests {
     func stepsAside() {
         let gate = PortPathGate(maxWaitMs: 60_000)
         let (executor, lane, sinks) = Self.closedLane(
-            clients: FanoutLane.smallFanout + 1, gate: gate, maxBacklog: 100)
+            clients: Self.smallFanout + 1, gate: gate, maxBacklog: 100)
         lane.schedule(.batch(Self.events(1...2)))
         lane.schedule(.batch(Self.events(3...3)))
         executor.runAll()
@@ -104,7 +106,7 @@ struct FanoutLaneTests {
         #expect(sinks.allSatisfy { $0.batches == [[1, 2], [3]] }, "what waited, in order")
         #expect(gate.figures.yields == 1)
         // A small fan-out does not wait.
-        let (smallExecutor, small, few) = Self.closedLane(clients: FanoutLane.smallFanout, gate: gate, maxBacklog: 100)
+        let (smallExecutor, small, few) = Self.closedLane(clients: Self.smallFanout, gate: gate, maxBacklog: 100)
         small.schedule(.batch(Self.events(4...4)))
         smallExecutor.runAll()
         #expect(few.allSatisfy { $0.received == [4] })
@@ -127,7 +129,7 @@ struct FanoutLaneTests {
     func backlogBound() {
         let gate = PortPathGate(maxWaitMs: 60_000)
         let (executor, lane, sinks) = Self.closedLane(
-            clients: FanoutLane.smallFanout + 1, gate: gate, maxBacklog: 10)
+            clients: Self.smallFanout + 1, gate: gate, maxBacklog: 10)
         lane.schedule(.batch(Self.events(1...6)))
         lane.schedule(.batch(Self.events(7...10)))
         executor.runAll()

@@ -66,8 +66,10 @@ def test_every_client_of_a_filter_gets_the_same_sequence_sse_and_websocket_alike
 def test_a_port_state_event_leaves_after_state_db_has_that_state(rig):
     """The fan-out steps aside until the port path's Redis write is answered: a client that reads STATE_DB the
     moment a `port_state` event arrives finds that state there, change after change, and the daemon counts the
-    times its fan-out stepped aside. (A generous longest wait, so that a slow CI machine's Redis is waited for.)"""
-    daemon = rig.start(config={"http": {"port": 0}, "events": {"fanout_yield_ms": 1000}})
+    times its fan-out stepped aside. (A generous longest wait, so that a slow CI machine's Redis is waited for, and
+    no exemption for a small fan-out.)"""
+    daemon = rig.start(config={"http": {"port": 0}, "events": {"fanout_yield_ms": 1000,
+                                                                "fanout_yield_above_clients": 0}})
     api = Api(rig, daemon)
     rig.add_synced_ports(["Ethernet0"])
     stream = api.sse("?events=port_state&ports=Ethernet0")
@@ -88,7 +90,8 @@ def test_a_burst_beyond_what_the_fan_out_can_write_cuts_its_clients_as_slow_and_
     writes) while a burst of 60 changes arrives in one `ip -batch`: more events wait for the clients than their
     buffer holds, so each is cut as `slow` (counted), instead of a backlog that grows; STATE_DB has every port's
     final state, the API answers, and a new client's snapshot has the final states."""
-    events = {"client_buffer_capacity": 4, "fanout_yield_ms": 1000, "fanout_quiet_us": 50000}
+    events = {"client_buffer_capacity": 4, "fanout_yield_ms": 1000, "fanout_quiet_us": 50000,
+              "fanout_yield_above_clients": 0}
     daemon = rig.start(config={"http": {"port": 0}, "events": events})
     api = Api(rig, daemon)
     names = ["Ethernet0", "Ethernet4", "Ethernet8"]

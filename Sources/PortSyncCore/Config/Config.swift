@@ -158,6 +158,9 @@ public struct Config: Sendable, Hashable {
         /// How long after the port path's Redis writes are answered the fan-out still waits, in microseconds: Redis
         /// is telling its subscribers (SONiC's daemons) of the change, and they come first.
         public var fanoutQuietUs = 1000
+        /// A batch for at most this many clients (of one filter, on one event loop) goes out without stepping aside:
+        /// a small fan-out costs the port path nothing worth waiting for, and its clients get their events at once.
+        public var fanoutYieldAboveClients = 32
     }
 
     public struct Channels: Sendable, Hashable {

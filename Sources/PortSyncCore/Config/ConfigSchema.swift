@@ -163,6 +163,9 @@ extension Config {
                 kind: .integer(1...1_000_000, \.events.clientBufferCapacity)),
             .init(section: "events", key: "fanout_yield_ms", kind: .integer(0...1000, \.events.fanoutYieldMs)),
             .init(section: "events", key: "fanout_quiet_us", kind: .integer(0...100_000, \.events.fanoutQuietUs)),
+            .init(
+                section: "events", key: "fanout_yield_above_clients",
+                kind: .integer(0...1_000_000, \.events.fanoutYieldAboveClients)),
             .init(section: "channels", key: "damping_mode", kind: .choice(Config.dampingModes, \.channels.dampingMode)),
             .init(section: "channels", key: "flap_penalty", kind: .integer(1...1_000_000, \.channels.flapPenalty)),
             .init(

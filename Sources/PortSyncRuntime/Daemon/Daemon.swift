@@ -70,7 +70,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             epoch: EventBus.newEpoch(),
             capacities: (config.events.highCapacity, config.events.mediumCapacity, config.events.lowCapacity),
             replayCapacity: config.events.replayCapacity, clientBufferCapacity: config.events.clientBufferCapacity,
-            gate: self.portPathGate)
+            gate: self.portPathGate, smallFanout: config.events.fanoutYieldAboveClients)
         self.channels = ChannelWorker(
             settings: ChannelSettings(config), workers: config.channels.workers,
             statsIntervalMs: config.channels.statsIntervalMs, capacity: config.channels.intakeCapacity,

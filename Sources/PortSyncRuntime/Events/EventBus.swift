@@ -26,6 +26,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
     private var lanes: [ObjectIdentifier: FanoutLane] = [:]
     private var laneOf: [EventBusState.SubscriberID: FanoutLane] = [:]
     private let gate: PortPathGate?
+    private let smallFanout: Int
     /// Mailboxes are filled on the bus queue itself.
     private let inline = InlineExecutor()
     /// The mailboxes of `subscribe(filter:lastEventID:)`'s subscribers, which their tasks empty from any thread.
@@ -42,13 +43,15 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
 
     /// - Parameters:
     ///   - capacities: intake buffers for high, medium and low.
-    ///   - gate: the port path's state; deliveries to connections step aside while it is busy.
+    ///   - gate: the port path's state; deliveries to connections step aside while it is busy, unless a batch is
+    ///     for at most `smallFanout` clients of one filter on one event loop.
     ///   - clock: Unix time in milliseconds (injected for tests).
     public init(
         epoch: String, capacities: (high: Int, medium: Int, low: Int), replayCapacity: Int, clientBufferCapacity: Int,
-        gate: PortPathGate? = nil, clock: @escaping @Sendable () -> Int64 = EventBus.unixMillis
+        gate: PortPathGate? = nil, smallFanout: Int = 32, clock: @escaping @Sendable () -> Int64 = EventBus.unixMillis
     ) {
         self.gate = gate
+        self.smallFanout = smallFanout
         self.intake = BoundedIntake(capacities: [capacities.high, capacities.medium, capacities.low])
         self.clientBufferCapacity = clientBufferCapacity
         self.state = EventBusState(epoch: epoch, replayCapacity: replayCapacity)
@@ -162,7 +165,7 @@ public final class EventBus: SupervisedWorker, @unchecked Sendable {
                 } else {
                     lane = FanoutLane(
                         executor: executor, gate: sink.yieldsToPortPath ? self.gate : nil,
-                        maxBacklog: self.clientBufferCapacity)
+                        maxBacklog: self.clientBufferCapacity, smallFanout: self.smallFanout)
                     self.lanes[ObjectIdentifier(executor)] = lane
                 }
                 self.laneOf[id] = lane

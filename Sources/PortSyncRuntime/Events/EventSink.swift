@@ -56,6 +56,11 @@ final class FanoutLane: @unchecked Sendable {
     let executor: any SinkExecutor
     private let gate: PortPathGate?
     private let maxBacklog: Int
+    /// A batch for at most this many clients (of one filter) goes out without asking the gate
+    /// (`events.fanout_yield_above_clients`): a small fan-out costs the port path nothing worth waiting for (32
+    /// writes: about 0.25 ms of CPU), and its clients get their events at once. Past it, the gate is asked before
+    /// every client, the first included.
+    private let smallFanout: Int
     // The executor's only (hence `@unchecked Sendable`).
     private var work: [Work] = []
     private var head = 0
@@ -66,10 +71,11 @@ final class FanoutLane: @unchecked Sendable {
     private var next = 0
     private var waiting = false
 
-    init(executor: any SinkExecutor, gate: PortPathGate?, maxBacklog: Int) {
+    init(executor: any SinkExecutor, gate: PortPathGate?, maxBacklog: Int, smallFanout: Int = 32) {
         self.executor = executor
         self.gate = gate
         self.maxBacklog = maxBacklog
+        self.smallFanout = smallFanout
     }
 
     /// From any thread: `work` runs on the executor, after what was given before.
@@ -103,10 +109,6 @@ final class FanoutLane: @unchecked Sendable {
     /// Deliveries in one turn of the executor, after which the rest waits for the next turn (requeued behind what
     /// else the event loop has to do: HTTP requests, pings), so that a backlog never keeps the loop to itself.
     static let deliveriesPerTurn = 128
-    /// A batch for at most this many clients (of one filter) goes out without asking the gate: a small fan-out
-    /// costs the port path nothing worth waiting for (32 writes: about 0.25 ms of CPU), and its clients get their
-    /// events at once. Past it, the gate is asked before every client, the first included.
-    static let smallFanout = 32
 
     private func proceed(asking: Bool) {
         var budget = Self.deliveriesPerTurn
@@ -114,7 +116,7 @@ final class FanoutLane: @unchecked Sendable {
             while self.run < self.runs.count {
                 let (sinks, events) = self.runs[self.run]
                 while self.next < sinks.count {
-                    if asking, sinks.count > Self.smallFanout, self.mustWait() { return }
+                    if asking, sinks.count > self.smallFanout, self.mustWait() { return }
                     if budget == 0 {
                         self.waiting = true
                         self.executor.execute {
