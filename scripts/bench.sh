@@ -133,6 +133,8 @@ table = [
     ("  floor: a C loop writing to as many sockets, p99, µs", med(clients, "floor_write_to_socket_p99_us")),
     ("  bus → socket p99 / floor p99", med(clients, "bus_to_socket_p99_over_floor")),
     ("  bus → read by the one-thread client, p99, µs", med(clients, "bus_to_read_p99_us")),
+    ("  daemon RSS with the clients connected, MiB", med(clients, "daemon_rss_mib")),
+    ("  daemon peak RSS, MiB", med(clients, "daemon_peak_rss_mib")),
     ("with them: kernel → STATE_DB p99, µs", med(clients, "daemon_latency_p99_us")),
     ("kernel → STATE_DB p99 with / without clients", med(clients, "daemon_latency_p99_us")
      / med(latency, "daemon_latency_p99_us")),

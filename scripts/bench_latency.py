@@ -179,8 +179,9 @@ def main():
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path)
-    procs.append(subprocess.Popen(["ip", "netns", "exec", ns, args.bin, "--config", f"{work}/portsyncd.conf"],
-                                  env=env))
+    daemon_proc = subprocess.Popen(["ip", "netns", "exec", ns, args.bin, "--config", f"{work}/portsyncd.conf"],
+                                   env=env)
+    procs.append(daemon_proc)
     wait_ready(notify)
     control.call("SELECT", 0)
     control.call("HSET", "PORT_TABLE:Ethernet0", "admin_status", "up", "mtu", "9100")
@@ -289,6 +290,11 @@ def main():
         if not line.strip():
             sys.exit("the stream clients ended without a result")
         streams = json.loads(line)
+        # The daemon's memory with the clients connected (and at its peak), from /proc (`ip netns exec` execs it).
+        with open(f"/proc/{daemon_proc.pid}/status") as status:
+            memory = dict(line.split(":", 1) for line in status if line.startswith(("VmRSS", "VmHWM")))
+        streams["daemon_rss_mib"] = round(int(memory["VmRSS"].split()[0]) / 1024, 1)
+        streams["daemon_peak_rss_mib"] = round(int(memory["VmHWM"].split()[0]) / 1024, 1)
         # The floor: a bare C loop writing one message to as many loopback connections, at the same pace, read by
         # a process on epoll: what the kernel alone takes (scripts/fanout_floor.c). Run after the daemon's phase.
         floor = json.loads(subprocess.run(
