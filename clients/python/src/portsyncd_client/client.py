@@ -9,6 +9,7 @@ id, keeps a view of every port's state (`PortsyncClient.ports`) and hands each e
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -373,10 +374,13 @@ class PortsyncClient:
     def _open_ws(self) -> _Session:
         sock = self._socket()
         try:
-            connection = ws_connect(
+            # Held open for the session: entered as a context at once (websockets deprecates a connection used
+            # outside one), and left when the session's events end.
+            held = contextlib.ExitStack()
+            connection = held.enter_context(ws_connect(
                 self.url("ws"), sock=sock, ssl=self.ssl_context if self.tls else None,
                 server_hostname=self.host if self.tls else None, additional_headers=self._headers(True),
-                open_timeout=self.connect_timeout, close_timeout=2, max_size=1 << 20, compression=None)
+                open_timeout=self.connect_timeout, close_timeout=2, max_size=1 << 20, compression=None))
         except InvalidStatus as error:
             # Any answer but 101 means "no WebSocket here": SSE is tried next, and its answer (which carries the
             # daemon's message) decides whether the refusal is final. The WebSocket upgrade cannot be trusted to
@@ -397,6 +401,7 @@ class PortsyncClient:
             pass
         except ConnectionClosed as closed:
             received = closed.rcvd
+            held.close()
             sock.close()
             reason = f"closed {received.code} {received.reason}".rstrip() if received else "closed"
             raise _Refused(reason) from closed
@@ -411,7 +416,7 @@ class PortsyncClient:
         session = _Session(iter(()), close)
 
         def events() -> Iterator[Event]:
-            with connection:  # closes it when the session ends
+            with held:  # closes the connection when the session ends
                 while not self._stopping.is_set():
                     try:
                         message = first.pop() if first else connection.recv(timeout=1.0)
