@@ -40,7 +40,7 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
     private let framing: Framing
     private let ended: EventLoopPromise<Ending>
 
-    // Event loop only (hence `@unchecked Sendable`: the bus calls `execute` and `executorID` from its queue).
+    // Event loop only (hence `@unchecked Sendable`: the sink is handed between threads, but touched on its loop).
     private var context: ChannelHandlerContext?
     /// An SSE stream's events wait for the response head; a WebSocket has sent its head (the upgrade) already.
     private var headSent: Bool

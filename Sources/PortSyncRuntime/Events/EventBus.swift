@@ -3,6 +3,17 @@ import Glibc
 public import PortSyncCore
 import Synchronization
 
+/// The event bus, an important worker on its own queue: publishers anywhere (the port path first of all) hand it
+/// events without waiting; stream clients subscribe and read at their own pace.
+///
+/// Intake: three bounded buffers, one per priority (`events.high_capacity` … defaults 1000 / 500 / 100), behind a
+/// lock held for an append. A full buffer coalesces a port's events by kind (its latest state, health, bar; an
+/// alert's latest change) and drops other events, counting both: the port path never waits for the bus, and
+/// every port's latest state still arrives. The bus queue drains high first, gives each event its id, keeps it for
+/// replay and snapshots (`EventBusState`), and hands the batch to each executor's lane (`FanoutLane`: one per event
+/// loop, whatever its number of clients), which routes it to its subscribers' sinks, stepping aside for the port
+/// path (`PortPathGate`). A sink's own bounded buffer drops low priority first and then closes it as `slow` (it
+/// resumes from the replay ring with its `Last-Event-ID`).
 public final class EventBus: SupervisedWorker, @unchecked Sendable {
     public let name = "events"
     public let criticality = WorkerCriticality.important
