@@ -62,6 +62,7 @@ for i in 0 1 2 3 4 5 6 7; do
 done
 
 ip netns add "$ns"
+ip -n "$ns" link set lo up  # the HTTP API (127.0.0.1 inside the namespace) is reached through it
 python3 "$top/scripts/notify-listen.py" "$work/notify.sock" --until-ready > "$work/notify.log" &
 listener_pid=$!
 for _ in $(seq 100); do [ -S "$work/notify.sock" ] && break; sleep 0.05; done
@@ -94,4 +95,5 @@ say "taking Ethernet4 down and up again"
 ip -n "$ns" link set Ethernet4 down
 ip -n "$ns" link set Ethernet4 up
 say "portsyncd keeps running; try: ip -n $ns link set Ethernet0 down   (Ctrl-C to stop)"
+say "watch it live: ip netns exec $ns curl -sN http://127.0.0.1:9470/v1/sse/events?events=port_state"
 wait "$daemon_pid"
