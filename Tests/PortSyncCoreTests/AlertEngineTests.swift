@@ -68,8 +68,10 @@ struct AlertEngineTests {
         #expect(engine.tick(now: 1000) == [])
         #expect(engine.observe(rule: "errors", subject: "Ethernet8", value: 5, now: 1001)?.kind == .cleared)
         #expect(engine.observe(rule: "errors", subject: "Ethernet8", value: 150, now: 2000)?.kind == .raised)
+        #expect(engine.observe(rule: "errors", subject: "Ethernet12", value: 150, now: 2000)?.kind == .raised)
+        #expect(engine.activeCount == 2 && engine.active.count == 2)
         let changes = engine.update(rules: [], now: 3000)
-        #expect(changes.map(\.kind) == [.cleared])
-        #expect(engine.active.isEmpty)
+        #expect(changes.map(\.kind) == [.cleared, .cleared])
+        #expect(engine.active.isEmpty && engine.activeCount == 0)
     }
 }

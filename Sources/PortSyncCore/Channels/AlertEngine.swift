@@ -161,6 +161,13 @@ public struct AlertEngine: Sendable {
         return changes
     }
 
+    /// How many alerts are active now (what `active` would list, without building it).
+    public var activeCount: Int {
+        self.states.reduce(0) { count, entry in
+            self.rules[entry.key] == nil ? count : count + entry.value.values.count(where: \.active)
+        }
+    }
+
     /// The alerts active now, by rule then subject.
     public var active: [ActiveAlert] {
         var result: [ActiveAlert] = []

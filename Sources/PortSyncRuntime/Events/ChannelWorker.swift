@@ -234,7 +234,7 @@ public final class ChannelWorker: SupervisedWorker, @unchecked Sendable {
                             dropped: shard.intake.counts.dropped[0], coalesced: shard.intake.counts.coalesced[0],
                             latency: LatencySummary(shard.latency),
                             duplicatesFolded: shard.channels.duplicatesFolded,
-                            alertsActive: shard.channels.alerts.active.count,
+                            alertsActive: shard.channels.alerts.activeCount,
                             suppressed: shard.channels.alerts.suppressedTotal,
                             floodHeld: shard.channels.floodHeldTotal))
                 }
