@@ -133,6 +133,11 @@ public final class StreamClients: Sendable {
         public var refused = 0
         public var closed: [String: UInt64] = [:]
         public var badRequests: [String: UInt64] = [:]
+
+        enum CodingKeys: String, CodingKey {
+            case sse, websocket, refused, closed
+            case badRequests = "bad_requests"
+        }
     }
 
     private let state = Mutex(Figures())

@@ -270,6 +270,7 @@ def test_openapi_document_lists_exactly_the_served_paths_and_validates_answers(r
     validate(api.json(f"/v1/trace/{port['trace_id']}"), "Trace")
     validate(api.json("/v1/alerts"), "Alerts")
     validate(api.json("/v1/channels"), "Channels")
+    validate(api.json("/v1/health/streaming"), "Streaming")
     validate(api.json("/v1/ports/Ethernet0/bars"), "Bars")
     stream = api.sse()
     rig.ns.ip("link", "set", "dev", "Ethernet0", "down")
