@@ -8,21 +8,8 @@ import PortSyncCore
 /// they print the same text for the same seeds (with `SWIFT_DETERMINISTIC_HASHING=1`; outputs whose order is a
 /// dictionary's are printed sorted).
 enum ChannelTrace {
-    /// SplitMix64: the same numbers for the same seed on every build.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(self.next() % UInt64(n)) }
-    }
-
     static func run(seed: UInt64) {
-        var random = Random(state: seed)
+        var random = SplitMix64(seed: seed)
         var config = Config()
         config.channels.dampingMode = ["off", "monitor", "enforce"][random.below(3)]
         config.alerts.portDownAfterMs = [0, 3000, 20_000][random.below(3)]

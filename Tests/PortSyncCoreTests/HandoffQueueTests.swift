@@ -606,24 +606,6 @@ struct HandoffQueueTests {
 }
 
 extension HandoffQueueTests {
-    /// A tiny seeded generator, so that a failing random run reproduces.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-
-        init(seed: UInt64) { self.state = seed }
-
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// A number in `0..<bound` (a slight modulo bias does not matter here).
-        mutating func next(below bound: UInt64) -> UInt64 { bound == 0 ? 0 : self.next() % bound }
-    }
-
     /// The hand-off's rules written the obvious way: one array in arrival order, linear scans everywhere.
     struct ReferenceQueue {
         struct Slot {

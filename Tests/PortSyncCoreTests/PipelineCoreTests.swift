@@ -7,7 +7,6 @@ import Testing
 /// byte; and the validate stage and `PipelineCore` through their behaviour.
 @Suite("Pipeline fast paths")
 struct PipelineCoreTests {
-    typealias SplitMix64 = HandoffQueueTests.SplitMix64
 
     // MARK: - Hash index
 
