@@ -34,7 +34,6 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
         var lastID: String?
     }
 
-    private let eventLoop: any EventLoop
     private let allocator: ByteBufferAllocator
     private let bus: EventBus
     private let framing: Framing
@@ -62,7 +61,6 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
 
     init(channel: any Channel, loop: LoopExecutors.Loop, bus: EventBus, framing: Framing) {
         self.loop = loop
-        self.eventLoop = channel.eventLoop
         self.allocator = channel.allocator
         self.bus = bus
         self.framing = framing
@@ -100,7 +98,7 @@ final class StreamSink: ChannelDuplexHandler, EventSink, @unchecked Sendable {
 
     /// Ends the stream from any thread: no more events are written (a WebSocket's subscription change).
     func stop(reason: String) {
-        self.eventLoop.execute { self.finish(reason: reason) }
+        self.loop.execute { self.finish(reason: reason) }
     }
 
     // MARK: EventSink (on the event loop)

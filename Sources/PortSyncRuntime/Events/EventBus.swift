@@ -334,24 +334,19 @@ final class Mailbox: EventSink {
     }
 
     func deliver(_ events: [BusEvent]) {
-        let (id, dropped, slow) = self.state.withLock { state -> (EventBusState.SubscriberID, UInt64, Bool) in
-            guard state.closed == nil else { return (state.id, 0, false) }
-            let (dropped, slow) = state.buffer.offer(contentsOf: events)
-            if slow {
-                state.closed = "slow"
-                _ = state.buffer.takeAll()
-            }
-            return (state.id, dropped, slow)
+        let (dropped, slow) = self.state.withLock { state -> (UInt64, Bool) in
+            guard state.closed == nil else { return (0, false) }
+            return state.buffer.offer(contentsOf: events)
         }
         if dropped > 0 { self.bus.countDroppedLow(dropped) }
         if slow {
-            self.bus.closed(id, reason: "slow")
-            self.doorbell.finish()
+            self.overflowed()
         } else {
             self.doorbell.yield()
         }
     }
 
+    /// Its own buffer, or its lane's backlog, is full: closed as slow, what it held dropped.
     func overflowed() {
         let id = self.state.withLock { state -> EventBusState.SubscriberID? in
             guard state.closed == nil else { return nil }

@@ -39,8 +39,9 @@ extension EventSink {
 /// The bus hands a lane each published batch as it is (one hop per executor per batch, whatever the number of
 /// clients); the lane matches it against each distinct filter of its subscribers and delivers to each sink. So the
 /// work per client happens on the stream's threads, not on the bus queue. Unless the batch is for a few clients
-/// only, before each sink it asks the port path's gate: while the port path is busy, the rest waits until it is idle, or for the gate's longest wait (after which
-/// what is queued goes out without asking again, so that a storm delays the stream by at most that much).
+/// only, before each sink it asks the port path's gate: while the port path is busy, the rest waits until it is
+/// idle, or for the gate's longest wait (after which what is queued goes out without asking again, so that a storm
+/// delays the stream by at most that much).
 ///
 /// Bounded: batches that wait behind the one being delivered merge into one; when that holds more events than a
 /// client's buffer (`events.client_buffer_capacity`), every client of the lane is behind by more than its buffer,
@@ -119,10 +120,7 @@ final class FanoutLane: @unchecked Sendable {
                     if asking, sinks.count > self.smallFanout, self.mustWait() { return }
                     if budget == 0 {
                         self.waiting = true
-                        self.executor.execute {
-                            self.waiting = false
-                            self.proceed(asking: asking)
-                        }
+                        self.resume(asking: asking)
                         return
                     }
                     budget -= 1
@@ -158,12 +156,15 @@ final class FanoutLane: @unchecked Sendable {
     private func mustWait() -> Bool {
         guard let gate = self.gate, gate.isBusy else { return false }
         self.waiting = true
-        gate.whenIdle { timedOut in
-            self.executor.execute {
-                self.waiting = false
-                self.proceed(asking: !timedOut)
-            }
-        }
+        gate.whenIdle { timedOut in self.resume(asking: !timedOut) }
         return true
+    }
+
+    /// From any thread, once `waiting`: the lane goes on in a later turn of its executor.
+    private func resume(asking: Bool) {
+        self.executor.execute {
+            self.waiting = false
+            self.proceed(asking: asking)
+        }
     }
 }
