@@ -277,7 +277,14 @@ struct Health: Encodable {
     let live: Bool
     let ready: Bool
     let state: String
+    /// `cold`, `warm` or `rejoin` (nil while start-up has not decided).
+    let startKind: String?
     let components: [String: Component]
+
+    enum CodingKeys: String, CodingKey {
+        case live, ready, state, components
+        case startKind = "start_kind"
+    }
 
     var liveOnly: [String: Bool] { ["live": self.live] }
 
@@ -306,9 +313,17 @@ struct Health: Encodable {
                 ok: report.reload.successful,
                 reason: "restart to apply " + report.reload.pendingRestart.joined(separator: " "))
         }
+        // Informational: ready does not depend on it. A port SAI never created is orchagent's matter, and a
+        // readiness probe that fails for it would hide a daemon doing its job; the metric is there to alert on.
+        components["ports"] = Component(
+            ok: report.unsyncedSummary == nil,
+            reason: report.unsyncedSummary
+                ?? "\(report.portsSynced) synced, \(report.portsConfigured) configured, \(report.portsIgnored) old interfaces ignored"
+        )
         self.live = stalled.isEmpty
         self.ready = report.phase == .ready && report.redisConnected && stalled.isEmpty
         self.state = report.phase.rawValue
+        self.startKind = report.startKind
         self.components = components
     }
 }

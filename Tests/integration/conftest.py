@@ -1171,6 +1171,19 @@ class Rig:
             self.orchagent_pop()
         return daemon
 
+    def running_switch(self, ports, env=None, config=None) -> Daemon:
+        """A switch as it runs: a cold start, orchagent consumes the copy, the ports are created after READY and
+        reach STATE_DB, PortInitDone is written and consumed."""
+        self.configure_ports(ports)
+        daemon = self.start(config=config, env=env)
+        self.orchagent_pop()
+        self.add_ports(ports)
+        self.wait_state_matches_kernel(ports)
+        wait_for(lambda: self.appl.exists(b"PORT_TABLE:PortInitDone") or self.appl.exists(b"_PORT_TABLE:PortInitDone"),
+                 what="PortInitDone")
+        self.orchagent_pop()
+        return daemon
+
     # --- clean-up
 
     def close(self):

@@ -1269,9 +1269,9 @@ def test_s27_redis_unreachable_at_start(rig):
 
 def test_s27_port_init_done_write_error_exits_1(rig):
     """Statement 27: a Redis error while writing PortInitDone is fatal: exit status 1 (here Redis refuses the
-    key through an ACL)."""
+    key through an ACL; start-up may read it, to decide the kind of start)."""
     rig.configure_ports(["Ethernet0"])
-    _restrict_default_user(rig, *STARTUP_PATTERNS, "~_PORT_TABLE:PortConfigDone")
+    _restrict_default_user(rig, *STARTUP_PATTERNS, "~_PORT_TABLE:PortConfigDone", "%R~_PORT_TABLE:PortInitDone")
     daemon = rig.start()
     rig.orchagent_pop()
     rig.add_port("Ethernet0")
@@ -1281,14 +1281,16 @@ def test_s27_port_init_done_write_error_exits_1(rig):
 
 
 def test_s27_reconnect_does_not_resend_port_config_done(rig):
-    """Statement 27: after Redis comes back, a reconnecting daemon neither copies the ports again nor re-sends
-    PortConfigDone (nor PortInitDone, statement 10), and keeps syncing."""
+    """Statement 27: after Redis comes back with its data (APPL_DB still holds the PortConfigDone and PortInitDone
+    orchagent consumed), a reconnecting daemon neither copies the ports again nor re-sends PortConfigDone (nor
+    PortInitDone, statement 10), and keeps syncing. (Redis back empty is a flush: statement 33.)"""
     daemon = rig.cold_start(["Ethernet0"])
     rig.add_port("Ethernet0")
     wait_init_done(rig)
     rig.redis.kill()
     seed = {CONFIG_DB: {"PORT|Ethernet0": default_port_fields(0)},
-            APPL_DB: {"PORT_TABLE:Ethernet0": default_port_fields(0), "PORT_TABLE:Ethernet4": {"admin_status": "up"}}}
+            APPL_DB: {"PORT_TABLE:Ethernet0": default_port_fields(0), "PORT_TABLE:Ethernet4": {"admin_status": "up"},
+                      "PORT_TABLE:PortConfigDone": {"count": "1"}, "PORT_TABLE:PortInitDone": {"lanes": "0"}}}
     rig.redis.start(seed=seed)
     rig.reset_clients()
     rig.sentinel_seeded = rig.sentinel_ready = False

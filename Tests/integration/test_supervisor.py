@@ -281,10 +281,12 @@ def test_a_trap_ends_the_process_and_the_next_start_reconciles_redis(rig):
     """What in-process supervision does not cover: a Swift trap (SIGILL on x86_64, SIGTRAP on arm64) ends the
     process at once. systemd's Restart= starts it again, and that start's sync makes STATE_DB equal the kernel,
     including what changed while no daemon ran. Here the trap is a SIGILL sent to the daemon (a real one cannot be
-    caused from outside), and the restart is done as systemd would: the same command again."""
-    config = {"sonic": {"adopt_existing_interfaces": True}}
+    caused from outside), and the restart is done as systemd would: the same command again, with the shipped
+    defaults. orchagent consumed the first start's PortConfigDone, so the second start is a rejoin: nothing is
+    brought down (statement 31)."""
     names = ["Ethernet0", "Ethernet4", "Ethernet8"]
-    daemon = rig.start(config=config, env={"SWIFT_BACKTRACE": "enable=no"})
+    daemon = rig.start(env={"SWIFT_BACKTRACE": "enable=no"})
+    rig.orchagent_pop()
     rig.add_synced_ports(names[:2])
     daemon.signal(signal.SIGILL)
     assert daemon.wait_exit(10) == -signal.SIGILL
@@ -292,6 +294,7 @@ def test_a_trap_ends_the_process_and_the_next_start_reconciles_redis(rig):
     rig.ns.ip("link", "del", "Ethernet4")
     rig.seed_appl("Ethernet8")
     rig.add_port("Ethernet8")
-    rig.start(config=config)
+    second = rig.start()
+    second.wait_log(r"EVENT=start KIND=rejoin")
     rig.wait_state_matches_kernel(["Ethernet0", "Ethernet8"])
     wait_for(lambda: rig.state_row("Ethernet4") == {}, what="Ethernet4, gone from the kernel, gone from STATE_DB")

@@ -20,23 +20,30 @@ public struct PortView: Sendable, Hashable, Codable {
     /// When the latest state was published, Unix milliseconds.
     public var updatedMillis: Int64?
     public var redis: Redis
+    /// Why the STATE_DB row is what it is: `synced`, or why not.
+    public var syncState: PortSyncReason
     /// In CONFIG_DB's PORT table at start-up.
     public var configured: Bool
 
     enum CodingKeys: String, CodingKey {
         case name, admin, oper, mtu, ifindex, redis, configured
+        case syncState = "sync_state"
         case carrierChanges = "carrier_changes"
         case traceID = "trace_id"
         case updatedMillis = "updated_ms"
     }
 
-    /// Every port known from the bus's latest states, the writer's synced set and the configured set, by name.
+    /// Every port known from the bus's latest states, the writer's synced set, the configured set and the sync
+    /// states (`reasons`, for every port the port path knows of), by name.
     public static func merge(
-        states: [String: BusEvent], synced: Set<String>, wanted: Set<String>, configured: Set<String>
+        states: [String: BusEvent], synced: Set<String>, wanted: Set<String>, configured: Set<String>,
+        reasons: [String: PortSyncReason] = [:]
     ) -> [PortView] {
-        let names = Set(states.keys).union(configured).union(wanted)
+        let names = Set(states.keys).union(configured).union(wanted).union(reasons.keys)
         return names.sorted().map { name in
-            var view = PortView(name: name, redis: .absent, configured: configured.contains(name))
+            var view = PortView(
+                name: name, redis: .absent, configured: configured.contains(name),
+                syncState: reasons[name] ?? (synced.contains(name) ? .synced : .pending))
             if let event = states[name], case .portState(let state) = event.data {
                 view.admin = state.admin
                 view.oper = state.oper
@@ -55,9 +62,10 @@ public struct PortView: Sendable, Hashable, Codable {
         }
     }
 
-    public init(name: String, redis: Redis, configured: Bool) {
+    public init(name: String, redis: Redis, configured: Bool, syncState: PortSyncReason = .notInKernel) {
         self.name = name
         self.redis = redis
         self.configured = configured
+        self.syncState = syncState
     }
 }

@@ -35,7 +35,16 @@ public struct DaemonReport: Sendable, Equatable, Codable {
     public var phase: Phase = .starting
     /// What start-up is doing, before the port path exists.
     public var startupStatus: String?
+    /// `cold`, `warm` or `rejoin` (statement 31), once start-up has decided.
+    public var startKind: String?
     public var portsSynced = 0
+    /// Ports in CONFIG_DB's PORT table.
+    public var portsConfigured = 0
+    /// Interfaces brought down at a cold start and ignored since (statements 22, 28).
+    public var portsIgnored = 0
+    /// The configured ports by sync state (`synced`, `pending`, `awaiting_appl_db`, `ignored_old_interface`,
+    /// `not_in_kernel`): why a configured port has no STATE_DB row.
+    public var configuredPorts: [String: Int] = [:]
     /// Configured ports not created yet (PortInitDone waits for them).
     public var portsAwaited = 0
     public var eventsPerSecond = 0.0
@@ -55,6 +64,17 @@ public struct DaemonReport: Sendable, Equatable, Codable {
     /// The workers not doing their job now.
     public var degradedWorkers: [WorkerStatus] { self.workers.filter(\.isDegraded) }
 
+    /// The configured ports without a STATE_DB row, and why, e.g. `2 of 32 configured ports not in STATE_DB
+    /// (1 not_in_kernel, 1 ignored_old_interface)`; nil when every configured port is synced or on its way.
+    public var unsyncedSummary: String? {
+        let missing = self.configuredPorts.filter { $0.key != PortSyncReason.synced.rawValue && $0.value > 0 }
+            .filter { $0.key != PortSyncReason.pending.rawValue }
+        let count = missing.values.reduce(0, +)
+        guard count > 0 else { return nil }
+        let reasons = missing.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return "\(count) of \(self.portsConfigured) configured ports not in STATE_DB (\(reasons))"
+    }
+
     /// systemd's `STATUS=`: short and current, e.g.
     /// `ready, 32 ports synced, 120 events/s, redis connected, msgs 4000 (0 malformed), sent 3990, handoff 0/2048
     /// p99 40µs, drops 0, redis p99 180µs`, then what is wrong, if anything: degraded workers, a refused config,
@@ -62,12 +82,13 @@ public struct DaemonReport: Sendable, Equatable, Codable {
     public func statusLine() -> String {
         if self.phase == .starting, let startup = self.startupStatus { return startup }
         var parts = [
-            self.phase.rawValue,
+            self.phase.rawValue + (self.startKind.map { " (\($0) start)" } ?? ""),
             "\(self.portsSynced) ports synced",
             "\(Int(self.eventsPerSecond.rounded())) events/s",
             "redis \(self.redis)",
         ]
         if self.portsAwaited > 0 { parts.append("awaiting \(self.portsAwaited) ports") }
+        if let unsynced = self.unsyncedSummary { parts.append(unsynced) }
         if !self.watchdogWithheldBy.isEmpty {
             parts.append("stalled: \(self.watchdogWithheldBy.joined(separator: ", ")), watchdog withheld")
         }

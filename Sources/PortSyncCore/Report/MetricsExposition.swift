@@ -16,6 +16,7 @@ public struct MetricsExposition {
         out.gauge(
             "portsyncd_ports_awaited", "Configured ports the kernel has not created yet.", Double(report.portsAwaited))
         out.gauge("portsyncd_redis_connected", "1 while the Redis writer is connected.", report.redisConnected ? 1 : 0)
+        out.startAndPorts(report)
         out.gauge(
             "portsyncd_config_last_reload_successful", "0 while the configuration file on disk is refused.",
             report.reload.successful ? 1 : 0)
@@ -40,6 +41,29 @@ public struct MetricsExposition {
         }
         out.analytics(report.analytics)
         return out.lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The kind of this start and the configured ports by sync state: `portsyncd_configured_ports{sync_state!=
+    /// "synced"} > 0` for a while is the alert for a port SONiC's daemons wait for.
+    private mutating func startAndPorts(_ report: DaemonReport) {
+        self.header(
+            "portsyncd_start_kind", "1 for the kind of this process's start (cold, warm, rejoin), 0 for the others.",
+            "gauge")
+        for kind in StartKind.allNames {
+            self.sample("portsyncd_start_kind", ["kind": kind], report.startKind == kind ? 1 : 0)
+        }
+        self.gauge("portsyncd_ports_configured", "Ports in CONFIG_DB's PORT table.", Double(report.portsConfigured))
+        self.gauge(
+            "portsyncd_ports_ignored", "Interfaces brought down at a cold start and ignored since (old interfaces).",
+            Double(report.portsIgnored))
+        self.header(
+            "portsyncd_configured_ports", "Configured ports by where their STATE_DB row stands (and why not).",
+            "gauge")
+        for reason in PortSyncReason.allCases {
+            self.sample(
+                "portsyncd_configured_ports", ["sync_state": reason.rawValue],
+                Double(report.configuredPorts[reason.rawValue] ?? 0))
+        }
     }
 
     private mutating func workers(_ workers: [WorkerStatus]) {

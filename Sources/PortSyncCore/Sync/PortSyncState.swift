@@ -25,10 +25,15 @@ public struct PortSyncState: Sendable {
     public private(set) var wanted: [String: Wanted] = [:]
     /// Ports whose last conditional write found them in APPL_DB.
     public private(set) var synced: Set<String> = []
+    /// Ports whose last conditional write found no APPL_DB entry (orchagent has not consumed them yet).
+    public private(set) var awaitingApplDB: Set<String> = []
 
-    /// - Parameter configuredPorts: the CONFIG_DB ports, minus those already seen at start (statement 23).
-    public init(waiting configuredPorts: Set<String>) {
+    /// - Parameters:
+    ///   - configuredPorts: the CONFIG_DB ports, minus those already seen at start (statement 23).
+    ///   - initDone: `.written` when APPL_DB already holds `PortInitDone` (a rejoin writes it only if missing).
+    public init(waiting configuredPorts: Set<String>, initDone: InitDoneState = .pending) {
         self.waiting = configuredPorts
+        self.initDone = initDone == .inFlight ? .pending : initDone
     }
 
     /// Records an accepted update; the caller writes it.
@@ -38,6 +43,7 @@ public struct PortSyncState: Sendable {
         case .deleted(let port):
             self.wanted[port] = .deleted
             self.synced.remove(port)
+            self.awaitingApplDB.remove(port)
         }
     }
 
@@ -46,8 +52,10 @@ public struct PortSyncState: Sendable {
         if applied {
             if !self.waiting.isEmpty { self.waiting.remove(port) }
             self.synced.insert(port)
+            self.awaitingApplDB.remove(port)
         } else {
             self.synced.remove(port)
+            self.awaitingApplDB.insert(port)
         }
     }
 
@@ -63,9 +71,31 @@ public struct PortSyncState: Sendable {
         self.initDone = success ? .written : .pending
     }
 
+    /// A cold start again in the same process (APPL_DB flushed, statement 33): a new waiting set, `PortInitDone` to
+    /// be written again, and the ports in `forgetting` (the new old interfaces, ignored from now on) forgotten.
+    public mutating func restartCold(waiting configuredPorts: Set<String>, forgetting old: Set<String>) {
+        self.waiting = configuredPorts
+        self.initDone = .pending
+        for port in old {
+            self.wanted[port] = nil
+            self.synced.remove(port)
+            self.awaitingApplDB.remove(port)
+        }
+    }
+
     /// The connection to Redis was lost: what was in flight is unknown and goes back to pending.
     public mutating func connectionLost() {
         if self.initDone == .inFlight { self.initDone = .pending }
+    }
+
+    /// Where `port`'s STATE_DB row stands, and why it is not synced if it is not (`oldInterfaces`: the names of the
+    /// interfaces this process ignores, statement 28).
+    public func syncState(of port: String, oldInterfaces: Set<String>) -> PortSyncReason {
+        if self.synced.contains(port) { return .synced }
+        if self.awaitingApplDB.contains(port) { return .awaitingApplDB }
+        if case .state = self.wanted[port] { return .pending }
+        if oldInterfaces.contains(port) { return .ignoredOldInterface }
+        return .notInKernel
     }
 
     /// Every port's wanted state, sorted by name, to write again after a reconnect.
@@ -78,4 +108,20 @@ public struct PortSyncState: Sendable {
             }
         }
     }
+}
+
+/// Why a port's STATE_DB row is what it is (`GET /v1/ports`' `sync_state`, the `portsyncd_configured_ports` label).
+public enum PortSyncReason: String, Sendable, Hashable, Codable, CaseIterable {
+    /// STATE_DB holds the kernel's latest state of the port.
+    case synced
+    /// The latest state is on its way to Redis.
+    case pending
+    /// The kernel has the port, but APPL_DB has no `PORT_TABLE:<port>` yet (orchagent has not consumed it):
+    /// SONiC writes nothing then (statement 18).
+    case awaitingApplDB = "awaiting_appl_db"
+    /// An interface that existed at a cold start: brought down and ignored until a new netdev of that name comes
+    /// (statements 22, 28).
+    case ignoredOldInterface = "ignored_old_interface"
+    /// The kernel has no netdev of that name.
+    case notInKernel = "not_in_kernel"
 }

@@ -59,6 +59,13 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     private var shuttingDown = false
     private var startupStatus = "starting"
     private var configured: Set<String> = []
+    private var startKind: StartKind?
+    private var watcher: SonicWatcher?
+    private var databases: SonicDatabases?
+    /// A cold sync after an APPL_DB flush is under way.
+    private var resyncingCold = false
+    /// The interfaces brought down at a cold start and ignored since (statement 28), by name.
+    private var oldInterfaceNames: Set<String> = []
 
     public init(
         config: Config, configPath: String, logLevel: LogLevelBox, logger: Logger,
@@ -175,12 +182,20 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     private func startUp(databases: SonicDatabases, client: RedisBlockingClient) throws {
         let schema = SonicSchema(databases: databases)
         let startup = SonicStartup(client: client, schema: schema, logger: self.logger)
-        try startup.linkLogger()
+        let logger = try startup.linkLogger(level: self.config.log.level)
+        self.applyLogSettings(level: logger.level, output: logger.output)
         let switchType = try startup.switchType()
-        let mode = try startup.decideStartMode()
+        let (decision, configDonePresence, initDonePresence) = try startup.decideStartKind()
+        let kind = decision.kind
+        self.startKind = kind
         self.logger.notice(
-            "Starting \(mode) with switch_type \(switchType), Redis at \(databases.unixSocketPath ?? "?")",
-            metadata: ["EVENT": "start"])
+            "Starting: \(kind.name) start (\(decision.reason)); switch_type \(switchType), Redis at \(databases.unixSocketPath ?? "?")",
+            metadata: [
+                "EVENT": "start", "KIND": .string(kind.name), "REASON": .string(decision.reason),
+                "RESTORE_COUNT": "\(kind.restoreCount)",
+            ])
+        self.startupStatus = "starting (\(kind.name) start): netlink dump and CONFIG_DB"
+        self.notifier.status(self.startupStatus)
 
         // Statement 11: subscribe first, then dump; both before the CONFIG_DB copy.
         let events = try NetlinkSocket(groups: UInt32(RTMGRP_LINK))
@@ -205,30 +220,48 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.configured = waiting
         self.channels.setLinkSpeeds(Self.speeds(ports))
         var oldInterfaces: Set<Int32> = []
-        if case .cold = mode {
+        // Which kernel interfaces this process will sync: a STATE_DB row of any other port is stale. Listed after
+        // the netlink subscription, so a port created from now on reaches STATE_DB through its NEWLINK, after this.
+        let bringDown = kind.isCold && switchType != "dpu" && !self.config.sonic.adoptExistingInterfaces
+        let inventory = LinkInventory(dump: dump)
+        let kernel = inventory.names.filter { !(bringDown && $0.hasPrefix("Ethernet")) }
+        if kind.isCold {
             try startup.copyToApplDB(ports, scripts: scripts)
             self.logger.notice(
                 "Copied \(ports.count) ports to APPL_DB; PortConfigDone count=\(ports.count)",
-                metadata: ["EVENT": "port_config_done"])
+                metadata: ["EVENT": "port_config_done", "KIND": .string(kind.name)])
             waiting.subtract(try startup.portsAlreadyConsumed(ports.map(\.name)))
-            // A cold start leaves STATE_DB as swss.sh leaves it before one: no row for a port this process will
-            // not sync (gone from the kernel, or an old interface it ignores from now on).
-            let bringDown = switchType != "dpu" && !self.config.sonic.adoptExistingInterfaces
-            let kernel = Set(
-                KernelInterfaces.list().map(\.name.string).filter { !(bringDown && $0.hasPrefix("Ethernet")) })
+        }
+        // Cold: as swss.sh leaves STATE_DB before one (no row for a port this process will not sync: gone from the
+        // kernel, or an old interface ignored from now on). Warm and rejoin: only rows of ports the kernel no longer
+        // has; never the row of a live port (statement 32).
+        if inventory.isComplete {
             for port in try startup.deleteStaleStateRows(keeping: kernel) {
                 self.logger.notice(
-                    "Port \(port) has a STATE_DB row but no interface this process syncs at a cold start; deleted it",
-                    metadata: ["PORT": .string(port), "EVENT": "stale_state_row"])
+                    "Port \(port) has a STATE_DB row but no interface this process syncs (\(kind.name) start); deleted it",
+                    metadata: ["PORT": .string(port), "EVENT": "stale_state_row", "KIND": .string(kind.name)])
             }
-            if bringDown {
-                oldInterfaces = self.bringDownOldInterfaces(requester)
-            }
+        } else {
+            self.logger.warning(
+                "The netlink dump had \(inventory.malformed) malformed messages: no STATE_DB row is deleted at this start",
+                metadata: ["EVENT": "stale_state_row", "KIND": .string(kind.name)])
+        }
+        if bringDown {
+            oldInterfaces = self.bringDownOldInterfaces(inventory, requester)
+        }
+        let initDone: PortSyncState.InitDoneState
+        if kind == .rejoin && initDonePresence.isPresent {
+            initDone = .written
+            self.logger.notice(
+                "APPL_DB already holds PortInitDone (\(initDonePresence.rawValue)): not written again",
+                metadata: ["EVENT": "port_init_done", "KIND": .string(kind.name)])
+        } else {
+            initDone = .pending
         }
 
         let writer = PortStateWriter(
             queue: self.portQueue, schema: schema, socketPath: databases.unixSocketPath ?? "",
-            scripts: scripts, state: PortSyncState(waiting: waiting),
+            scripts: scripts, state: PortSyncState(waiting: waiting, initDone: initDone),
             reconnectInitialMs: self.config.redis.reconnectInitialMs,
             reconnectMaxMs: self.config.redis.reconnectMaxMs, logger: self.logger)
         writer.maxInFlight = self.config.pipeline.writerMaxInFlight
@@ -265,14 +298,25 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
                 monitor: monitor, receiveBufferBytes: self.config.netlink.receiveBufferBytes, logger: self.logger))
         self.supervisor.add(self.analytics)
         self.supervisor.add(self.thresholds)
+        let watcher = SonicWatcher(
+            socketPath: databases.unixSocketPath ?? "", schema: schema, intervalMs: Self.sonicWatchIntervalMs,
+            armed: kind.isCold || configDonePresence.isPresent, logger: self.logger,
+            flushed: { [weak self] in
+                guard let daemon = self else { return }
+                daemon.portQueue.async { daemon.applDBFlushed() }
+            },
+            logSettings: { [weak self] level, output in self?.applyLogSettings(level: level, output: output) })
+        self.watcher = watcher
+        self.databases = databases
+        self.supervisor.add(watcher)
         writer.whenIdle { [self] in
             guard !self.shuttingDown else { return }
             self.ready = true
             self.notifier.ready(status: self.portPathReport().statusLine())
             self.telemetry.refresh()
             self.logger.notice(
-                "Ready: \(ports.count) configured ports, \(oldInterfaces.count) old interfaces ignored, \(waiting.count) awaited",
-                metadata: ["EVENT": "ready"])
+                "Ready: \(kind.name) start, \(ports.count) configured ports, \(oldInterfaces.count) old interfaces ignored, \(waiting.count) awaited",
+                metadata: ["EVENT": "ready", "KIND": .string(kind.name)])
         }
     }
 
@@ -289,10 +333,11 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
 
     /// Statement 22: every `Ethernet*` interface present now is old: brought down (over netlink) and ignored for
     /// the life of the process. Failures are warnings.
-    private func bringDownOldInterfaces(_ requester: NetlinkRequester) -> Set<Int32> {
+    private func bringDownOldInterfaces(_ inventory: LinkInventory, _ requester: NetlinkRequester) -> Set<Int32> {
         var old: Set<Int32> = []
-        for interface in KernelInterfaces.list() where interface.name.hasPrefix("Ethernet") {
+        for interface in inventory.links where interface.name.hasPrefix("Ethernet") {
             old.insert(interface.index)
+            self.oldInterfaceNames.insert(interface.name.string)
             do {
                 try requester.setLinkDown(ifindex: interface.index)
                 self.logger.notice(
@@ -334,6 +379,121 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         exit(1)
     }
 
+    // MARK: SONiC under a running daemon
+
+    /// How often the watcher looks at APPL_DB's `PortConfigDone` and `LOGGER|portsyncd`: a flush or a
+    /// `swssloglevel` is acted on within this (plus one round trip).
+    static let sonicWatchIntervalMs = 500
+
+    /// Statement 34: CONFIG_DB `LOGGER|portsyncd` sets the level (SONiC's names) and, where it means something, the
+    /// output. A level SONiC does not know is refused with a warning, the current level kept. Any queue.
+    private func applyLogSettings(level sonicLevel: String?, output: String?) {
+        if let sonicLevel {
+            if let name = SonicLogLevel.level(fromSonic: sonicLevel), let level = Logger.Level(rawValue: name) {
+                if self.logLevel.level != level {
+                    // Said before a raise (so it is seen) and after a lowering (so it is seen too).
+                    let line = "Log level \(name) (LOGLEVEL=\(sonicLevel) in CONFIG_DB LOGGER|portsyncd)"
+                    let metadata: Logger.Metadata = ["EVENT": "log_level", "LOGLEVEL": .string(sonicLevel)]
+                    if level > self.logLevel.level {
+                        self.logger.notice("\(line)", metadata: metadata)
+                        self.logLevel.level = level
+                    } else {
+                        self.logLevel.level = level
+                        self.logger.notice("\(line)", metadata: metadata)
+                    }
+                }
+            } else {
+                self.logger.warning(
+                    "CONFIG_DB LOGGER|portsyncd has LOGLEVEL=\(sonicLevel.debugDescription), which SONiC does not know (\(SonicLogLevel.names.joined(separator: ", "))); keeping level \(self.logLevel.level)",
+                    metadata: ["EVENT": "log_level_refused", "LOGLEVEL": .string(sonicLevel)])
+            }
+        }
+        guard let output else { return }
+        let destination: LogDestination?
+        switch SonicLogLevel.Output(rawValue: output) {
+        case .syslog: destination = nil
+        case .stdout: destination = .standardOutput
+        case .stderr: destination = .standardError
+        case nil:
+            self.logger.warning(
+                "CONFIG_DB LOGGER|portsyncd has LOGOUTPUT=\(output.debugDescription), which SONiC does not know (SYSLOG, STDOUT, STDERR); output unchanged",
+                metadata: ["EVENT": "log_level_refused", "LOGOUTPUT": .string(output)])
+            return
+        }
+        if self.logLevel.destination != destination {
+            self.logLevel.destination = destination
+            self.logger.notice(
+                "Log output \(output) (LOGOUTPUT in CONFIG_DB LOGGER|portsyncd)",
+                metadata: ["EVENT": "log_level", "LOGOUTPUT": .string(output)])
+        }
+    }
+
+    /// Statement 33: APPL_DB lost `PortConfigDone` under a running daemon (swss restarted, `config reload`, Redis
+    /// restarted empty): SONiC's cold start again, in this process. A new old-interface snapshot (the interfaces
+    /// present now are the ones syncd is about to replace), the CONFIG_DB copy, `PortConfigDone`, STATE_DB rows of
+    /// the ports not synced from now on deleted, and `PortInitDone` once every configured port is seen again.
+    /// Port queue only.
+    private func applDBFlushed() {
+        dispatchPrecondition(condition: .onQueue(self.portQueue))
+        guard self.ready, !self.shuttingDown, !self.resyncingCold, let writer = self.writer,
+            let monitor = self.monitor, let databases = self.databases
+        else { return }
+        self.resyncingCold = true
+        defer { self.resyncingCold = false }
+        do {
+            let client = try RedisBlockingClient(unixSocket: databases.unixSocketPath ?? "", timeoutMs: 10_000)
+            let schema = SonicSchema(databases: databases)
+            let startup = SonicStartup(client: client, schema: schema, logger: self.logger)
+            // Asked again here: the watcher's look and this one are not one moment.
+            guard !(try startup.applPresence().configDone.isPresent) else {
+                self.logger.notice(
+                    "PortConfigDone is back in APPL_DB: not a flush", metadata: ["EVENT": "appl_db_flushed"])
+                return
+            }
+            self.logger.warning(
+                "APPL_DB has no PortConfigDone any more (swss restarted, APPL_DB flushed or Redis restarted empty): running SONiC's cold start again",
+                metadata: [
+                    "EVENT": "appl_db_flushed", "KIND": "cold",
+                    "REASON": "PortConfigDone gone from APPL_DB while running",
+                ])
+            let started = MonotonicClock.nowMicroseconds()
+            let requester = try NetlinkRequester()
+            let inventory = LinkInventory(dump: try requester.dumpLinks())
+            let scripts = try startup.loadScripts()
+            let switchType = try startup.switchType()
+            let ports = try startup.readConfiguredPorts()
+            let bringDown = switchType != "dpu" && !self.config.sonic.adoptExistingInterfaces
+            try startup.copyToApplDB(ports, scripts: scripts)
+            var waiting = Set(ports.map(\.name))
+            waiting.subtract(try startup.portsAlreadyConsumed(ports.map(\.name)))
+            let kernel = inventory.names.filter { !(bringDown && $0.hasPrefix("Ethernet")) }
+            if inventory.isComplete {
+                for port in try startup.deleteStaleStateRows(keeping: kernel) {
+                    self.logger.notice(
+                        "Port \(port) has a STATE_DB row but no interface this process syncs (cold start after a flush); deleted it",
+                        metadata: ["PORT": .string(port), "EVENT": "stale_state_row", "KIND": "cold"])
+                }
+            }
+            self.oldInterfaceNames = []
+            let old = bringDown ? self.bringDownOldInterfaces(inventory, requester) : []
+            monitor.pipeline.replaceOldInterfaces(old)
+            self.configured = Set(ports.map(\.name))
+            self.channels.setLinkSpeeds(Self.speeds(ports))
+            self.startKind = .cold
+            writer.restartCold(
+                waiting: waiting, forgetting: Set(inventory.links.filter { old.contains($0.index) }.map(\.name.string)))
+            self.telemetry.refresh()
+            self.logger.notice(
+                "Cold start after the flush done in \((MonotonicClock.nowMicroseconds() - started) / 1000) ms: \(ports.count) ports copied, PortConfigDone count=\(ports.count), \(old.count) old interfaces ignored, \(waiting.count) awaited",
+                metadata: ["EVENT": "port_config_done", "KIND": "cold"])
+        } catch {
+            self.logger.error(
+                "The cold start after the APPL_DB flush failed: \(error); trying again at the next look",
+                metadata: ["EVENT": "appl_db_flushed"])
+            self.watcher?.rearm()
+        }
+    }
+
     // MARK: Reports (port queue)
 
     /// The port path's part of the daemon's report. Port queue only.
@@ -343,10 +503,20 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         guard let writer = self.writer, let monitor = self.monitor else {
             report.phase = self.shuttingDown ? .stopping : .starting
             report.startupStatus = self.startupStatus
+            report.startKind = self.startKind?.name
             return report
         }
         report.phase = self.shuttingDown ? .stopping : (self.ready ? .ready : .syncing)
+        report.startKind = self.startKind?.name
         report.portsSynced = writer.state.synced.count
+        report.portsConfigured = self.configured.count
+        report.portsIgnored = self.oldInterfaceNames.count
+        var configuredPorts = Dictionary(uniqueKeysWithValues: PortSyncReason.allCases.map { ($0.rawValue, 0) })
+        for port in self.configured {
+            configuredPorts[
+                writer.state.syncState(of: port, oldInterfaces: self.oldInterfaceNames).rawValue, default: 0] += 1
+        }
+        report.configuredPorts = configuredPorts
         report.portsAwaited = writer.state.initDone == .written ? 0 : writer.state.waiting.count
         report.redis = writer.connectionState
         report.redisConnected = writer.isConnected
@@ -394,14 +564,26 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
 
     public func ports() async -> [PortView] {
         let states = await self.events.portStates()
-        let (synced, wanted, configured) = await withCheckedContinuation { result in
+        let (synced, wanted, configured, reasons) = await withCheckedContinuation { result in
             self.portQueue.async {
                 let state = self.writer?.state
                 let wanted = Set(state?.wanted.compactMap { $0.value == .deleted ? nil : $0.key } ?? [])
-                result.resume(returning: (state?.synced ?? [], wanted, self.configured))
+                result.resume(returning: (state?.synced ?? [], wanted, self.configured, self.syncReasons()))
             }
         }
-        return PortView.merge(states: states, synced: synced, wanted: wanted, configured: configured)
+        return PortView.merge(
+            states: states, synced: synced, wanted: wanted, configured: configured, reasons: reasons)
+    }
+
+    /// The sync state of every port the port path knows of: configured, written, or ignored. Port queue only.
+    private func syncReasons() -> [String: PortSyncReason] {
+        dispatchPrecondition(condition: .onQueue(self.portQueue))
+        guard let state = self.writer?.state else { return [:] }
+        var names = self.configured.union(self.oldInterfaceNames).union(state.synced)
+        for (port, wanted) in state.wanted where wanted != .deleted { names.insert(port) }
+        var reasons: [String: PortSyncReason] = [:]
+        for name in names { reasons[name] = state.syncState(of: name, oldInterfaces: self.oldInterfaceNames) }
+        return reasons
     }
 
     public func trace(_ id: UInt64) async -> [StageEvent] {
@@ -414,7 +596,10 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
 
     /// Applies a valid new configuration to every worker; the port path's part atomically (one `sync` block).
     private func apply(old: Config, new: Config) {
-        if let level = Logger.Level(rawValue: new.log.level) { self.logLevel.level = level }
+        // Only a change of `[log] level` sets the level: CONFIG_DB's `LOGGER|portsyncd` may have set another since.
+        if old.log.level != new.log.level, let level = Logger.Level(rawValue: new.log.level) {
+            self.logLevel.level = level
+        }
         self.supervisor.update(SupervisorSettings(new.supervisor))
         self.telemetry.update(new)
         self.analytics.update(new)

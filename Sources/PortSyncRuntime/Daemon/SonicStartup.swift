@@ -1,24 +1,6 @@
 import Logging
 import PortSyncCore
 
-/// Cold or warm, as SONiC's `WarmStart::checkWarmStart` decides it (statement 2).
-enum StartMode: Sendable, Hashable, CustomStringConvertible {
-    case cold
-    case warm(restoreCount: Int)
-
-    var isWarm: Bool {
-        if case .warm = self { return true }
-        return false
-    }
-
-    var description: String {
-        switch self {
-        case .cold: "cold"
-        case .warm(let count): "warm (restore_count \(count))"
-        }
-    }
-}
-
 /// SONiC's start-up Redis work (section c.2 of the contract), over a blocking connection: every step needs the
 /// previous one's answer, and nothing else runs yet. Reads are pipelined, so 8192 ports cost a few round trips.
 struct SonicStartup {
@@ -30,8 +12,10 @@ struct SonicStartup {
     private var state: SonicDatabases.Database { self.schema.databases.state }
     private var appl: SonicDatabases.Database { self.schema.databases.appl }
 
-    /// Statement 26: `LOGGER|portsyncd` gets `LOGLEVEL=NOTICE` and `LOGOUTPUT=SYSLOG` where they are missing.
-    func linkLogger() throws(RedisError) {
+    /// Statement 26: `LOGGER|portsyncd` gets `LOGLEVEL` (SONiC's name of `level`, `[log] level`: NOTICE by default)
+    /// and `LOGOUTPUT=SYSLOG` where they are missing. Returns the row's `LOGLEVEL` and `LOGOUTPUT` as they are now
+    /// (statement 34: SONiC's table sets the level).
+    func linkLogger(level: String) throws(RedisError) -> (level: String?, output: String?) {
         let replies = try self.client.pipeline([
             self.schema.select(self.config),
             RedisCommand("HGET", self.schema.loggerKey, "LOGLEVEL"),
@@ -39,9 +23,12 @@ struct SonicStartup {
         ])
         try Self.check(replies)
         var fields: [String] = []
-        if replies[1] == .null { fields += ["LOGLEVEL", "NOTICE"] }
-        if replies[2] == .null { fields += ["LOGOUTPUT", "SYSLOG"] }
+        let sonicLevel = replies[1].string ?? SonicLogLevel.sonicName(forLevel: level)
+        let output = replies[2].string ?? SonicLogLevel.Output.syslog.rawValue
+        if replies[1] == .null { fields += ["LOGLEVEL", sonicLevel] }
+        if replies[2] == .null { fields += ["LOGOUTPUT", output] }
         if !fields.isEmpty { try self.client.run(RedisCommand(["HSET", self.schema.loggerKey] + fields)) }
+        return (sonicLevel, output)
     }
 
     /// Statement 3: `DEVICE_METADATA|localhost` `switch_type`, `switch` when absent.
@@ -54,9 +41,12 @@ struct SonicStartup {
         return replies[1].string ?? "switch"
     }
 
-    /// Statement 2: warm if `WARM_RESTART_ENABLE_TABLE|system` or `|swss` has `enable=true` and
-    /// `WARM_RESTART_TABLE|portsyncd` has `restore_count`; writes `restore_count` (+1 warm, 0 cold).
-    func decideStartMode() throws(RedisError) -> StartMode {
+    /// Statements 2 and 31: reads the warm-restart tables and where APPL_DB's `PortConfigDone` and `PortInitDone`
+    /// stand, decides the kind of start, and writes `restore_count` (+1 warm, 0 otherwise, as SONiC's
+    /// `WarmStart::checkWarmStart`).
+    func decideStartKind() throws(RedisError) -> (
+        decision: StartKind.Decision, configDone: ProducerKeyPresence, initDone: ProducerKeyPresence
+    ) {
         let replies = try self.client.pipeline([
             self.schema.select(self.state),
             RedisCommand("HGET", self.schema.warmRestartEnableKey("system"), "enable"),
@@ -65,23 +55,40 @@ struct SonicStartup {
         ])
         try Self.check(replies)
         let enabled = replies[1].string == "true" || replies[2].string == "true"
-        var mode = StartMode.cold
-        if enabled {
-            if let text = replies[3].string, let count = Int(text), count >= 0 {
-                mode = .warm(restoreCount: count + 1)
-            } else {
-                self.logger.warning(
-                    "Warm restart is enabled but \(self.schema.warmRestartKey) has no restore_count; starting cold",
-                    metadata: ["EVENT": "start_mode"])
-            }
+        let restoreCount = replies[3].string
+        let (configDone, initDone) = try self.applPresence()
+        let decision = StartKind.decide(
+            warmEnabled: enabled, restoreCount: restoreCount, portConfigDone: configDone)
+        if enabled, decision.kind.restoreCount == 0 {
+            self.logger.warning(
+                "Warm restart is enabled but \(self.schema.warmRestartKey) has no valid restore_count; not warm",
+                metadata: ["EVENT": "start_mode"])
         }
-        let count: Int
-        switch mode {
-        case .cold: count = 0
-        case .warm(let restoreCount): count = restoreCount
+        try Self.check(
+            try self.client.pipeline([
+                self.schema.select(self.state),
+                RedisCommand(
+                    "HSET", self.schema.warmRestartKey, "restore_count", String(decision.kind.restoreCount)),
+            ]))
+        return (decision, configDone, initDone)
+    }
+
+    /// Where APPL_DB's `PortConfigDone` and `PortInitDone` stand (final hash, pending producer entry, or neither).
+    func applPresence() throws(RedisError) -> (configDone: ProducerKeyPresence, initDone: ProducerKeyPresence) {
+        let keys = [SonicSchema.portConfigDone, SonicSchema.portInitDone]
+        let replies = try self.client.pipeline(
+            [self.schema.select(self.appl)]
+                + keys.flatMap { key in
+                    [
+                        RedisCommand("EXISTS", self.schema.applPortKey(key)),
+                        RedisCommand("EXISTS", self.schema.applProducerKey(key)),
+                    ]
+                })
+        try Self.check(replies)
+        func presence(_ at: Int) -> ProducerKeyPresence {
+            ProducerKeyPresence(finalExists: replies[at].integer == 1, pendingExists: replies[at + 1].integer == 1)
         }
-        try self.client.run(RedisCommand("HSET", self.schema.warmRestartKey, "restore_count", String(count)))
-        return mode
+        return (presence(1), presence(3))
     }
 
     /// Loads the two scripts; their SHA1s as Redis computed them.
@@ -119,11 +126,11 @@ struct SonicStartup {
         return ports
     }
 
-    /// Cold start only: deletes the STATE_DB port rows of every port but `keeping` (the interfaces this process
-    /// will sync). On SONiC, swss.sh deletes STATE_DB `PORT_TABLE*` before a cold start of the container, so there
-    /// is nothing to delete; when portsyncd alone was restarted (a crash, systemd's `Restart=`), nobody else would,
-    /// and rows of ports gone from the kernel, or of old interfaces now ignored, would stay stale. Returns the ports
-    /// deleted.
+    /// Deletes the STATE_DB port rows of every port but `keeping`, the interfaces this process will sync; never
+    /// the row of a port in `keeping` (statement 32). At a cold start `keeping` leaves out the old interfaces (swss.sh
+    /// deletes STATE_DB `PORT_TABLE*` before one, so this changes nothing on SONiC); at a warm start or a rejoin it
+    /// is every interface the kernel has, so only rows of ports gone while no daemon ran are deleted. Returns the
+    /// ports deleted.
     func deleteStaleStateRows(keeping kernel: Set<String>) throws(RedisError) -> [String] {
         let prefix = SonicSchema.portTable + self.state.separator
         let keysReply = try self.client.pipeline([self.schema.select(self.state), RedisCommand("KEYS", prefix + "*")])

@@ -1,12 +1,14 @@
 import CSystemd
 import Glibc
 public import Logging
+import Synchronization
 
 /// Where log records go: the journal (with structured fields) when stderr is connected to journald, else
 /// stderr as one line per record.
-public enum LogDestination: Sendable {
+public enum LogDestination: Sendable, Hashable {
     case journal
     case standardError
+    case standardOutput
 
     /// `journal` if `JOURNAL_STREAM` names the device and inode of our stderr (systemd's documented check);
     /// `sd_journal_sendv` reports success even when no journald listens, so it cannot be used to probe.
@@ -47,12 +49,14 @@ public struct PortsyncLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        guard event.level >= self.levelBox.level else { return }
+        let current = self.levelBox.current
+        guard event.level >= current.level else { return }
         var merged = self.metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        switch self.destination {
+        switch current.destination ?? self.destination {
         case .journal: self.sendToJournal(event.level, event.message.description, merged, event.source)
-        case .standardError: self.writeLine(event.level, event.message.description, merged)
+        case .standardError: self.writeLine(event.level, event.message.description, merged, to: STDERR_FILENO)
+        case .standardOutput: self.writeLine(event.level, event.message.description, merged, to: STDOUT_FILENO)
         }
     }
 
@@ -83,7 +87,9 @@ public struct PortsyncLogHandler: LogHandler {
         }
     }
 
-    private func writeLine(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
+    private func writeLine(
+        _ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata, to descriptor: Int32
+    ) {
         var line = Self.timestamp() + " " + Self.levelName(level) + " " + message
         for key in metadata.keys.sorted() {
             line += " " + key + "=" + (metadata[key]?.description ?? "")
@@ -94,7 +100,7 @@ public struct PortsyncLogHandler: LogHandler {
             guard let base = raw.baseAddress else { return }
             var offset = 0
             while offset < raw.count {
-                let written = write(STDERR_FILENO, base + offset, raw.count - offset)
+                let written = write(descriptor, base + offset, raw.count - offset)
                 if written < 0 && errno == EINTR { continue }
                 if written <= 0 { return }
                 offset += written
@@ -155,29 +161,34 @@ public struct PortsyncLogHandler: LogHandler {
     }
 }
 
-/// The process's log level, shared by every handler so a config reload changes it at once.
-/// A lock guards it: it is read on every log call from any queue.
-public final class LogLevelBox: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var value: Logger.Level
-
-    public init(_ level: Logger.Level) {
-        self.value = level
-        pthread_mutex_init(&self.lock, nil)
+/// The process's log level and output, shared by every handler so a config reload or a change of CONFIG_DB
+/// `LOGGER|portsyncd` applies at once. A `Mutex` guards them: they are read on every log call from any queue.
+public final class LogLevelBox: Sendable {
+    private struct Settings {
+        var level: Logger.Level
+        /// Overrides the destination found at start (`LOGOUTPUT`); nil: as found.
+        var destination: LogDestination?
     }
 
-    deinit { pthread_mutex_destroy(&self.lock) }
+    private let settings: Mutex<Settings>
+
+    public init(_ level: Logger.Level) {
+        self.settings = Mutex(Settings(level: level, destination: nil))
+    }
 
     public var level: Logger.Level {
-        get {
-            pthread_mutex_lock(&self.lock)
-            defer { pthread_mutex_unlock(&self.lock) }
-            return self.value
-        }
-        set {
-            pthread_mutex_lock(&self.lock)
-            self.value = newValue
-            pthread_mutex_unlock(&self.lock)
-        }
+        get { self.settings.withLock { $0.level } }
+        set { self.settings.withLock { $0.level = newValue } }
+    }
+
+    /// Where records go instead of the destination found at start; nil: that one.
+    public var destination: LogDestination? {
+        get { self.settings.withLock { $0.destination } }
+        set { self.settings.withLock { $0.destination = newValue } }
+    }
+
+    /// Both at once (one lock for every log call).
+    var current: (level: Logger.Level, destination: LogDestination?) {
+        self.settings.withLock { ($0.level, $0.destination) }
     }
 }

@@ -196,22 +196,3 @@ struct NetlinkRequestBuilder {
     mutating func append(uint32 value: UInt32) { self.append(bytes: withUnsafeBytes(of: value) { Array($0) }) }
     mutating func append(int32 value: Int32) { self.append(bytes: withUnsafeBytes(of: value) { Array($0) }) }
 }
-
-/// The kernel's interfaces right now, from `if_nameindex(3)`.
-enum KernelInterfaces {
-    static func list() -> [(index: Int32, name: InterfaceName)] {
-        guard let list = if_nameindex() else { return [] }
-        defer { if_freenameindex(list) }
-        var result: [(index: Int32, name: InterfaceName)] = []
-        var cursor = list
-        while cursor.pointee.if_index != 0 {
-            if let cName = cursor.pointee.if_name {
-                let length = strlen(cName)
-                let bytes = UnsafeRawBufferPointer(start: cName, count: length)
-                if let name = InterfaceName(bytes: bytes) { result.append((Int32(cursor.pointee.if_index), name)) }
-            }
-            cursor += 1
-        }
-        return result
-    }
-}

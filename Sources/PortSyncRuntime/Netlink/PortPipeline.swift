@@ -112,6 +112,12 @@ final class PortPipeline: @unchecked Sendable {
     }
 
     /// Whether every accepted event has left the hand-off (shutdown drain).
+    /// A new old-interface snapshot (a cold start again after an APPL_DB flush).
+    func replaceOldInterfaces(_ old: Set<Int32>) {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.core.prefilter.oldInterfaces = old
+    }
+
     var isDrained: Bool { self.core.isDrained }
 
     /// Events still waiting in the hand-off.

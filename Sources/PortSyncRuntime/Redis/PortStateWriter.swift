@@ -385,6 +385,16 @@ final class PortStateWriter: @unchecked Sendable {
         }
     }
 
+    /// A cold start again (statement 33): see `PortSyncState.restartCold`. `PortInitDone` is written once every
+    /// configured port is seen again.
+    func restartCold(waiting: Set<String>, forgetting old: Set<String>) {
+        dispatchPrecondition(condition: .onQueue(self.queue))
+        self.state.restartCold(waiting: waiting, forgetting: old)
+        for port in old { self.ports[port] = nil }
+        self.writeInitDoneIfReady()
+        for index in self.senders.indices { self.flush(index) }
+    }
+
     private func writeInitDoneIfReady() {
         guard self.isConnected, self.state.takeInitDoneIfReady() else { return }
         let appl = self.schema.databases.appl
