@@ -228,16 +228,13 @@ JSON
     say "redis-server up as sonic-redis.service; CONFIG_DB has $(rcli 4 keys 'PORT|*' | wc -l) ports"
 }
 
-# Test-only settings, all outside the package's files:
-# - a drop-in lowering WatchdogSec to 2 s, so check d does not wait 10 s;
-# - adopt_existing_interfaces = true in the configuration file, so that after the watchdog restart of check d
-#   Ethernet0 (which then exists already) is synced from the kernel. With SONiC's default a cold start
-#   treats it as an old host interface: brought down and ignored.
+# Test-only settings, all outside the package's files: a drop-in lowering WatchdogSec to 2 s, so check d does not
+# wait 10 s. The configuration file is the package's, with its defaults: the restart of check d must rejoin the
+# running switch with them (nothing brought down), not only with adopt_existing_interfaces.
 configure() {
     ct mkdir -p /etc/systemd/system/portsyncd.service.d
     printf '[Service]\nWatchdogSec=2s\n' | ct sh -c 'cat > /etc/systemd/system/portsyncd.service.d/50-test.conf'
-    ct sed -i 's/^adopt_existing_interfaces = false$/adopt_existing_interfaces = true/' /etc/sonic/portsyncd.conf
-    ct grep -q '^adopt_existing_interfaces = true$' /etc/sonic/portsyncd.conf
+    ct grep -q '^adopt_existing_interfaces = false$' /etc/sonic/portsyncd.conf
     ct systemctl daemon-reload
 }
 
@@ -269,6 +266,9 @@ check_b_port_sync_and_journal() {
     ct ip link add Ethernet0 mtu 9100 type veth peer name peer0 || return 1
     ct ip link set peer0 up || return 1
     ct ip link set Ethernet0 up || return 1
+    ct ip link add Ethernet4 mtu 9100 type veth peer name peer4 || return 1
+    ct ip link set peer4 up || return 1
+    ct ip link set Ethernet4 up || return 1
     wait_until 10 "STATE_DB PORT_TABLE|Ethernet0 state ok" state_is Ethernet0 state ok || return 1
     wait_until 10 "STATE_DB admin_status up" state_is Ethernet0 admin_status up || return 1
     wait_until 10 "STATE_DB netdev_oper_status up" state_is Ethernet0 netdev_oper_status up || return 1
@@ -368,6 +368,11 @@ check_d_watchdog_restart() {
     wait_until 10 "STATE_DB netdev_oper_status down" state_is Ethernet0 netdev_oper_status down || return 1
     expect "STATE_DB state" "$(state_field Ethernet0 state)" ok || return 1
     expect "APPL_DB PORT_TABLE:Ethernet0 lanes" "$(rcli 0 hget PORT_TABLE:Ethernet0 lanes)" 0,1 || return 1
+    # A restart on a running switch, with the shipped defaults, is a rejoin: nothing brought down.
+    ct journalctl --no-pager -q _SYSTEMD_UNIT=portsyncd.service _PID="$new" EVENT=start KIND=rejoin -o cat | grep -q . \
+        || fail "the new process $new did not rejoin (no EVENT=start KIND=rejoin)" || return 1
+    (($(ct cat /sys/class/net/Ethernet4/flags) & 0x1)) || fail "Ethernet4 was brought down by the restart" || return 1
+    wait_until 10 "STATE_DB Ethernet4 admin_status up" state_is Ethernet4 admin_status up || return 1
     # Written by the new process: its own journal line for Ethernet0.
     ct journalctl --no-pager -q _SYSTEMD_UNIT=portsyncd.service _PID="$new" PORT=Ethernet0 -o cat | grep -q . \
         || fail "no journal line about Ethernet0 from the new process $new" || return 1

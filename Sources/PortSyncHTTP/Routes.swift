@@ -298,7 +298,11 @@ struct Health: Encodable {
                 ok: netlink?.phase == .running,
                 reason: netlink.map { "worker \($0.phase.rawValue)" + ($0.lastError.map { ": \($0)" } ?? "") }
                     ?? report.startupStatus ?? "starting"),
-            "redis": Component(ok: report.redisConnected, reason: report.redis),
+            "redis": Component(
+                ok: report.redisConnected && !report.redisStalled,
+                reason: report.redisStalled
+                    ? "stalled: a write unanswered for \(report.redisOldestWriteMicros / 1000) ms"
+                    : report.redis),
             "workers": Component(
                 ok: degraded.isEmpty,
                 reason: degraded.isEmpty
@@ -321,7 +325,7 @@ struct Health: Encodable {
                 ?? "\(report.portsSynced) synced, \(report.portsConfigured) configured, \(report.portsIgnored) old interfaces ignored"
         )
         self.live = stalled.isEmpty
-        self.ready = report.phase == .ready && report.redisConnected && stalled.isEmpty
+        self.ready = report.phase == .ready && report.redisConnected && !report.redisStalled && stalled.isEmpty
         self.state = report.phase.rawValue
         self.startKind = report.startKind
         self.components = components

@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 71)
+        #expect(schema.count == 72)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -35,6 +35,7 @@ struct ConfigDecoderTests {
             unix_socket = "/var/run/redis0/redis.sock"
             reconnect_initial_ms = 1
             reconnect_max_ms = 600000
+            stall_threshold_ms = 600000
 
             [netlink]
             receive_buffer_bytes = 4096   # the smallest allowed
@@ -145,6 +146,7 @@ struct ConfigDecoderTests {
         expected.redis.unixSocket = "/var/run/redis0/redis.sock"
         expected.redis.reconnectInitialMs = 1
         expected.redis.reconnectMaxMs = 600_000
+        expected.redis.stallThresholdMs = 600_000
         expected.netlink.receiveBufferBytes = 4096
         expected.sonic.adoptExistingInterfaces = true
         expected.daemon.gracefulShutdownTimeoutMs = 0

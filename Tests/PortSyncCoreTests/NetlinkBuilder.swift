@@ -49,6 +49,14 @@ enum NetlinkBuilder {
             + self.bytes(sequence) + self.bytes(portID) + payload
     }
 
+    /// A stable ifindex for a name: distinct names get distinct ifindexes, as from the kernel (one ifindex under
+    /// two names is a rename).
+    static func ifindex(for name: String) -> Int32 {
+        Int32(
+            truncatingIfNeeded: name.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 }
+                & 0x7fff_ffff)
+    }
+
     /// An `RTM_NEWLINK` (or `RTM_DELLINK`) with the given attributes.
     static func link(
         type: UInt16 = NetlinkMessageType.newLink, sequence: UInt32 = 0, ifindex: Int32 = 7,

@@ -204,7 +204,9 @@ struct PipelineCoreTests {
     }
 
     static func newLink(_ name: String, flags: UInt32 = 0x41) -> [UInt8] {
-        NetlinkBuilder.link(flags: flags, attributes: [NetlinkBuilder.name(name), NetlinkBuilder.mtu(9100)])
+        NetlinkBuilder.link(
+            ifindex: NetlinkBuilder.ifindex(for: name), flags: flags,
+            attributes: [NetlinkBuilder.name(name), NetlinkBuilder.mtu(9100)])
     }
 
     static func core(capacity: Int = 16, policy: String = "coalesce") -> PipelineCore<RecordingObserver> {
@@ -218,6 +220,29 @@ struct PipelineCoreTests {
         var taken: [String] = []
         let outcome = core.pump(now: 50, while: { _ in taken.count < room }) { item, _ in taken.append(item.key) }
         return (taken, outcome)
+    }
+
+    @Test(
+        "core: a rename deletes the old name as a DELLINK would, whatever the new name is",
+        arguments: ["Ethernet808", "Ethernet|8", "eth8"])
+    func rename(newName: String) {
+        var core = Self.core()
+        let named = { (name: String) in
+            NetlinkBuilder.link(
+                ifindex: 5, flags: 0x41, attributes: [NetlinkBuilder.name(name), NetlinkBuilder.mtu(9100)])
+        }
+        named("Ethernet8").withUnsafeBytes { core.process(datagram: $0, now: 10) }
+        #expect(core.portNames[5] == InterfaceName(bytes: Array("Ethernet8".utf8)))
+        named(newName).withUnsafeBytes { core.process(datagram: $0, now: 20) }
+        let (taken, _) = Self.pump(&core)
+        #expect(taken.contains("Ethernet8"))
+        #expect(core.stages.total(.validate, reason: .renamed) == 1)
+        let accepted = newName == "Ethernet808"
+        #expect(core.observer.accepted == ["Ethernet8", "Ethernet8"] + (accepted ? [newName] : []))
+        #expect(core.portNames[5] == (accepted ? InterfaceName(bytes: Array(newName.utf8)) : nil))
+        // The same name again is no rename.
+        named(newName).withUnsafeBytes { core.process(datagram: $0, now: 30) }
+        #expect(core.stages.total(.validate, reason: .renamed) == 1)
     }
 
     @Test("core: one datagram of several messages, each through every stage with its counts and events")

@@ -186,7 +186,7 @@ struct StageReasonTests {
         (.badAttributeLength, "bad_attribute_length"), (.invalidAttribute, "invalid_attribute"),
         (.notLink, "not_a_link_message"), (.coalesced, "coalesced"), (.dropOldest, "drop_oldest"),
         (.dropNewest, "drop_newest"), (.full, "full"), (.notInPortTable, "not_in_port_table"),
-        (.redisError, "redis_error"), (.connectionLost, "connection_lost"),
+        (.redisError, "redis_error"), (.connectionLost, "connection_lost"), (.renamed, "renamed"),
     ]
 
     @Test("Every reason has its name, a distinct code, and is found by name and by code")

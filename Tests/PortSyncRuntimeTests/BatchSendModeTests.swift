@@ -102,7 +102,9 @@ struct BatchSendModeTests {
         attribute(LinkAttribute.ifname, Array(name.utf8) + [0])
         attribute(LinkAttribute.mtu, withUnsafeBytes(of: mtu) { Array($0) })
         let flags: InterfaceFlags = operUp ? [.up, .running] : [.up]
-        var ifinfo: [UInt8] = [0, 0, 1, 0] + withUnsafeBytes(of: Int32(100)) { Array($0) }
+        // One ifindex per name, as from the kernel (one ifindex under two names is a rename).
+        let ifindex = Int32(name.utf8.reduce(Int32(100)) { ($0 &* 31 &+ Int32($1)) & 0xffff })
+        var ifinfo: [UInt8] = [0, 0, 1, 0] + withUnsafeBytes(of: ifindex) { Array($0) }
         ifinfo += withUnsafeBytes(of: flags.rawValue) { Array($0) } + [0xFF, 0xFF, 0xFF, 0xFF]
         let length = UInt32(NetlinkLayout.messageHeader + ifinfo.count + attributes.count)
         return withUnsafeBytes(of: length) { Array($0) } + withUnsafeBytes(of: NetlinkMessageType.newLink) { Array($0) }

@@ -116,7 +116,9 @@ struct PortPipelineMalformedTests {
         attribute(LinkAttribute.ifname, Array(name.utf8) + [0])
         attribute(LinkAttribute.mtu, mtuBytes)
         var ifinfo: [UInt8] = [0, 0, 0, 0]
-        ifinfo += withUnsafeBytes(of: Int32(7)) { Array($0) }
+        // One ifindex per name, as from the kernel (one ifindex under two names is a rename).
+        let ifindex = Int32(name.utf8.reduce(Int32(7)) { ($0 &* 31 &+ Int32($1)) & 0xffff })
+        ifinfo += withUnsafeBytes(of: ifindex) { Array($0) }
         ifinfo += withUnsafeBytes(of: InterfaceFlags([.up, .running]).rawValue) { Array($0) }
         ifinfo += [0, 0, 0, 0]
         let length = UInt32(NetlinkLayout.messageHeader + ifinfo.count + attributes.count)

@@ -227,3 +227,25 @@ def test_valid_config_check_config_exits_0(rig):
                              "sonic": {"adopt_existing_interfaces": False}})
     result = run([str(rig.binary), "--config", str(path), "--check-config"], check=False)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("new_name, accepted", [("Ethernet808", True), ("Ethernet|4", False), ("eth12", False)],
+                         ids=["to_a_port_name", "to_a_rejected_name", "to_a_name_not_a_port"])
+def test_a_renamed_port_loses_its_old_row(rig, new_name, accepted):
+    """A rename (IFLA_IFNAME changes for an ifindex already synced) deletes the old name's STATE_DB row exactly as
+    a DELLINK would, and writes the new name's row if the new name is accepted (and in APPL_DB); the journal says
+    so (EVENT=renamed)."""
+    daemon = rig.start()
+    rig.add_synced_ports(["Ethernet8", "Ethernet0"])
+    rig.seed_appl("Ethernet808")
+    rig.ns.batch(["link set dev Ethernet8 down", f"link set dev Ethernet8 name {new_name}",
+                  f"link set dev {new_name} up"])
+    wait_for(lambda: rig.state_row("Ethernet8") == {}, what="the old name's row deleted")
+    daemon.wait_log(r"Port Ethernet8 renamed to .* EVENT=renamed")
+    rig.barrier()
+    if accepted:
+        rig.wait_state_matches_kernel([new_name, "Ethernet0"])
+    else:
+        assert rig.state_row(new_name) == {}
+        rig.wait_state_matches_kernel(["Ethernet0"])
+    assert daemon.alive

@@ -14,6 +14,8 @@ public struct Config: Sendable, Hashable {
         public var reconnectInitialMs = 100
         /// Longest delay between reconnect attempts, in milliseconds.
         public var reconnectMaxMs = 5000
+        /// A write unanswered for this long makes Redis "stalled" (health not ready, STATUS=, metrics), in ms.
+        public var stallThresholdMs = 1000
     }
 
     public struct Netlink: Sendable, Hashable {
@@ -246,7 +248,7 @@ public struct Config: Sendable, Hashable {
         "channels.suppress_threshold", "channels.reuse_threshold", "channels.decay_half_life_ms",
         "channels.max_suppress_ms", "alerts.flap_raise", "alerts.flap_clear", "alerts.flap_cooldown_ms",
         "alerts.flap_severity", "alerts.port_down_after_ms", "alerts.port_down_severity", "alerts.flap_window_ms",
-        "alerts.rules", "alerts.flood_limit", "channels.workers",
+        "alerts.rules", "alerts.flood_limit", "channels.workers", "redis.stall_threshold_ms",
     ]
 
     /// The keys whose values differ between `self` and `other`, as `section.key`, in schema order.

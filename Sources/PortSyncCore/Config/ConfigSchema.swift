@@ -74,6 +74,8 @@ extension Config {
                 section: "redis", key: "reconnect_initial_ms", kind: .integer(1...60_000, \.redis.reconnectInitialMs)),
             .init(section: "redis", key: "reconnect_max_ms", kind: .integer(1...600_000, \.redis.reconnectMaxMs)),
             .init(
+                section: "redis", key: "stall_threshold_ms", kind: .integer(10...600_000, \.redis.stallThresholdMs)),
+            .init(
                 section: "netlink", key: "receive_buffer_bytes",
                 kind: .integer(4096...1_073_741_824, \.netlink.receiveBufferBytes)),
             .init(section: "sonic", key: "adopt_existing_interfaces", kind: .boolean(\.sonic.adoptExistingInterfaces)),

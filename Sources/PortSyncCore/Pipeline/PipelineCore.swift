@@ -53,6 +53,12 @@ public struct PipelineCore<Observer: PipelineObserver>: Sendable where Observer:
     @usableFromInline var heldBacklog: [HandoffItem<PortChange>] = []
     /// An update was dropped since the last resync (see `takeResyncDue`).
     @usableFromInline var droppedSinceResync = false
+    /// The name under which each ifindex's state was last accepted: a NEWLINK of that ifindex with another name is a
+    /// rename, and the old name's row goes as on a DELLINK.
+    @usableFromInline var acceptedNames: [Int32: InterfaceName] = [:]
+
+    /// The ports whose state was accepted and not deleted since, by ifindex.
+    public var portNames: [Int32: InterfaceName] { self.acceptedNames }
 
     /// A pipeline with the settings of `[pipeline]`; `oldInterfaces` are the interfaces present at a cold start.
     public init(settings: Config.Pipeline, oldInterfaces: Set<Int32> = [], observer: Observer) {
@@ -115,6 +121,9 @@ public struct PipelineCore<Observer: PipelineObserver>: Sendable where Observer:
     /// Prefilter, extract and validate one framed message, then hand it off.
     @inlinable
     mutating func run(_ bytes: UnsafeRawBufferPointer, trace: UInt64, now: UInt64, bypassingHandoff: Bool) {
+        if !self.acceptedNames.isEmpty {
+            self.renamed(bytes, trace: trace, now: now, bypassingHandoff: bypassingHandoff)
+        }
         switch self.prefilter.check(bytes) {
         case .notLink:
             self.storedMessages.other &+= 1
@@ -149,18 +158,53 @@ public struct PipelineCore<Observer: PipelineObserver>: Sendable where Observer:
             self.observer.rejected(message, reason: reason, trace: trace)
         case .pass(let update, let priority):
             self.record(trace, .validate, .pass, event.flapping ? .flapRate : .none, now: now)
-            self.observer.accepted(message, update: update, flapping: event.flapping, trace: trace)
-            if bypassingHandoff {
-                self.record(trace, .handoff, .pass, .none, now: now)
-                self.storedMessages.candidatesSent &+= 1
-                self.observer.bypass(update, trace: trace)
-            } else {
-                self.offer(
-                    HandoffItem(
-                        key: update.port, priority: priority, trace: trace, enqueuedAt: now, payload: update.change),
-                    now: now)
+            switch update {
+            case .state: self.acceptedNames[message.ifindex] = message.name
+            case .deleted:
+                if self.acceptedNames[message.ifindex] == message.name { self.acceptedNames[message.ifindex] = nil }
             }
+            self.observer.accepted(message, update: update, flapping: event.flapping, trace: trace)
+            self.handOff(update, priority: priority, trace: trace, now: now, bypassingHandoff: bypassingHandoff)
         }
+    }
+
+    @inlinable
+    mutating func handOff(
+        _ update: PortUpdate, priority: HandoffPriority, trace: UInt64, now: UInt64, bypassingHandoff: Bool
+    ) {
+        if bypassingHandoff {
+            self.record(trace, .handoff, .pass, .none, now: now)
+            self.storedMessages.candidatesSent &+= 1
+            self.observer.bypass(update, trace: trace)
+        } else {
+            self.offer(
+                HandoffItem(
+                    key: update.port, priority: priority, trace: trace, enqueuedAt: now, payload: update.change),
+                now: now)
+        }
+    }
+
+    /// A NEWLINK of an ifindex accepted under another name: the interface was renamed, and the old name's port is
+    /// gone exactly as on a DELLINK (its STATE_DB row deleted), whatever becomes of the new name (accepted, rejected
+    /// or not a port at all).
+    @usableFromInline
+    mutating func renamed(_ bytes: UnsafeRawBufferPointer, trace: UInt64, now: UInt64, bypassingHandoff: Bool) {
+        guard bytes.count >= NetlinkLayout.messageHeader + NetlinkLayout.ifinfo,
+            bytes.loadUnaligned(fromByteOffset: 4, as: UInt16.self) == NetlinkMessageType.newLink
+        else { return }
+        let ifindex = bytes.loadUnaligned(fromByteOffset: NetlinkLayout.messageHeader + 4, as: Int32.self)
+        guard let old = self.acceptedNames[ifindex],
+            case .link(let message) = NetlinkDecoder.decodeMessage(bytes), let name = message.name, name != old
+        else { return }
+        self.acceptedNames[ifindex] = nil
+        var gone = message
+        gone.kind = .delLink
+        gone.name = old
+        let update = PortUpdate.deleted(port: old.string)
+        self.record(trace, .validate, .pass, .renamed, now: now)
+        self.observer.renamed(from: old, to: message, trace: trace)
+        self.observer.accepted(gone, update: update, flapping: false, trace: trace)
+        self.handOff(update, priority: .high, trace: trace, now: now, bypassingHandoff: bypassingHandoff)
     }
 
     @inlinable
@@ -303,6 +347,8 @@ public protocol PipelineObserver {
     mutating func accepted(_ message: LinkMessage, update: PortUpdate, flapping: Bool, trace: UInt64)
     /// An accepted update that bypasses the hand-off (`bypassingHandoff`): the owner writes it now.
     mutating func bypass(_ update: PortUpdate, trace: UInt64)
+    /// An accepted port renamed (`message` carries the new name): its old name is deleted next, as on a DELLINK.
+    mutating func renamed(from old: InterfaceName, to message: LinkMessage, trace: UInt64)
 }
 
 extension PipelineObserver {
@@ -313,6 +359,7 @@ extension PipelineObserver {
     @inlinable
     public mutating func accepted(_ message: LinkMessage, update: PortUpdate, flapping: Bool, trace: UInt64) {}
     @inlinable public mutating func bypass(_ update: PortUpdate, trace: UInt64) {}
+    @inlinable public mutating func renamed(from old: InterfaceName, to message: LinkMessage, trace: UInt64) {}
 }
 
 /// What the receive stage saw, and the updates handed to the writer.

@@ -68,6 +68,8 @@ public struct StageReason: RawRepresentable, Sendable, Hashable, Codable, CaseIt
     public static let redisError = StageReason(code: 20)
     /// The Redis connection was lost before the write was acknowledged.
     public static let connectionLost = StageReason(code: 21)
+    /// An accepted port renamed: its old name is deleted as on a `RTM_DELLINK`.
+    public static let renamed = StageReason(code: 22)
 
     /// Every reason, in code order.
     public static let allCases: [StageReason] = (0..<UInt16(names.count)).map { StageReason(code: $0) }
@@ -78,7 +80,7 @@ public struct StageReason: RawRepresentable, Sendable, Hashable, Codable, CaseIt
         "none", "not_a_port", "no_name", "team", "dellink_with_master", "old_interface", "unsafe_name",
         "mtu_out_of_range", "flap_rate", "truncated_header", "bad_message_length", "truncated_payload",
         "bad_attribute_length", "invalid_attribute", "not_a_link_message", "coalesced", "drop_oldest", "drop_newest",
-        "full", "not_in_port_table", "redis_error", "connection_lost",
+        "full", "not_in_port_table", "redis_error", "connection_lost", "renamed",
     ]
 
     /// The reason's snake_case name, as written in JSON, logs and metrics (`"not_a_port"`). Does not allocate.

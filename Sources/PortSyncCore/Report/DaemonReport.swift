@@ -51,6 +51,12 @@ public struct DaemonReport: Sendable, Equatable, Codable {
     /// `connected`, `down (reason)`, …
     public var redis = "connecting"
     public var redisConnected = false
+    /// A write has waited for Redis's answer longer than `redis.stall_threshold_ms` (and still does).
+    public var redisStalled = false
+    /// How long the oldest unanswered write has waited, in µs (0: none waits).
+    public var redisOldestWriteMicros: UInt64 = 0
+    /// Stalls so far.
+    public var redisStalls = 0
     public var pipeline: PipelineSnapshot?
     public var adaptive: AdaptiveThresholds?
     public var workers: [WorkerStatus] = []
@@ -85,7 +91,9 @@ public struct DaemonReport: Sendable, Equatable, Codable {
             self.phase.rawValue + (self.startKind.map { " (\($0) start)" } ?? ""),
             "\(self.portsSynced) ports synced",
             "\(Int(self.eventsPerSecond.rounded())) events/s",
-            "redis \(self.redis)",
+            self.redisStalled
+                ? "redis stalled (a write unanswered for \(self.redisOldestWriteMicros / 1000) ms)"
+                : "redis \(self.redis)",
         ]
         if self.portsAwaited > 0 { parts.append("awaiting \(self.portsAwaited) ports") }
         if let unsynced = self.unsyncedSummary { parts.append(unsynced) }

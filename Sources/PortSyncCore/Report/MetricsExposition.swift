@@ -16,6 +16,15 @@ public struct MetricsExposition {
         out.gauge(
             "portsyncd_ports_awaited", "Configured ports the kernel has not created yet.", Double(report.portsAwaited))
         out.gauge("portsyncd_redis_connected", "1 while the Redis writer is connected.", report.redisConnected ? 1 : 0)
+        out.gauge(
+            "portsyncd_redis_stalled", "1 while a write has waited for Redis longer than redis.stall_threshold_ms.",
+            report.redisStalled ? 1 : 0)
+        out.gauge(
+            "portsyncd_redis_oldest_write_age_seconds", "How long the oldest unanswered Redis write has waited.",
+            Double(report.redisOldestWriteMicros) / 1e6)
+        out.counter(
+            "portsyncd_redis_stalls_total", "Times a write waited for Redis longer than redis.stall_threshold_ms.",
+            UInt64(max(0, report.redisStalls)))
         out.startAndPorts(report)
         out.gauge(
             "portsyncd_config_last_reload_successful", "0 while the configuration file on disk is refused.",

@@ -265,6 +265,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             reconnectInitialMs: self.config.redis.reconnectInitialMs,
             reconnectMaxMs: self.config.redis.reconnectMaxMs, logger: self.logger)
         writer.maxInFlight = self.config.pipeline.writerMaxInFlight
+        writer.setStallThreshold(milliseconds: self.config.redis.stallThresholdMs)
         writer.gate = self.portPathGate
         writer.maxRetries = self.config.pipeline.sendMaxRetries
         writer.retryDelayMicros = self.config.pipeline.sendRetryDelayUs
@@ -520,6 +521,11 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         report.portsAwaited = writer.state.initDone == .written ? 0 : writer.state.waiting.count
         report.redis = writer.connectionState
         report.redisConnected = writer.isConnected
+        let now = MonotonicClock.nowMicroseconds()
+        writer.checkStall(now: now)
+        report.redisOldestWriteMicros = writer.oldestWaitMicros(now: now)
+        report.redisStalled = writer.stall.stalledSince != nil
+        report.redisStalls = writer.stall.episodes
         report.pipeline = monitor.pipeline.snapshot()
         if self.config.pipeline.dropPolicy == "adaptive" { report.adaptive = monitor.pipeline.adaptiveThresholds }
         report.lastError = writer.lastError ?? monitor.lastError ?? monitor.pipeline.lastError
@@ -609,6 +615,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             self.config = new
             guard let writer = self.writer else { return }
             writer.maxInFlight = new.pipeline.writerMaxInFlight
+            writer.setStallThreshold(milliseconds: new.redis.stallThresholdMs)
             writer.maxRetries = new.pipeline.sendMaxRetries
             writer.retryDelayMicros = new.pipeline.sendRetryDelayUs
         }

@@ -231,6 +231,15 @@ private struct PortPipelineObserver: PipelineObserver, Sendable {
             update)
     }
 
+    func renamed(from old: InterfaceName, to message: LinkMessage, trace: UInt64) {
+        self.logger.notice(
+            "Port \(old.escaped) renamed to \"\(message.name?.escaped ?? "")\" (ifindex \(message.ifindex)): deleting \(old.escaped) from state db",
+            metadata: [
+                "PORT": .string(old.escaped), "IFINDEX": "\(message.ifindex)", "EVENT": "renamed",
+                "TRACE_ID": "\(trace)",
+            ])
+    }
+
     mutating func bypass(_ update: PortUpdate, trace: UInt64) {
         self.bypassed.insert(update.port)
         self.writer.apply(update, trace: trace)

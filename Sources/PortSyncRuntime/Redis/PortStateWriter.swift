@@ -81,6 +81,9 @@ final class PortStateWriter: @unchecked Sendable {
     private(set) var latency = LatencyHistogram()
 
     private(set) var state: PortSyncState
+    /// When each sender's unanswered commands were sent, and whether Redis keeps one waiting too long.
+    private var outstanding: [OutstandingWrites] = []
+    private(set) var stall = RedisStallTracker(thresholdMicros: 1_000_000)
     private(set) var counters = Counters()
     private(set) var lastError: String?
     /// What the status line says about Redis.
@@ -395,6 +398,38 @@ final class PortStateWriter: @unchecked Sendable {
         for index in self.senders.indices { self.flush(index) }
     }
 
+    /// How long the oldest unanswered command has waited at `now` (µs); 0 when none waits.
+    func oldestWaitMicros(now: UInt64) -> UInt64 {
+        guard let oldest = self.outstanding.compactMap(\.oldest).min() else { return 0 }
+        return now &- oldest
+    }
+
+    /// The stall threshold (`redis.stall_threshold_ms`).
+    func setStallThreshold(milliseconds: Int) {
+        self.stall.thresholdMicros = UInt64(max(0, milliseconds)) * 1000
+    }
+
+    /// Looks at the oldest unanswered command now (the reports do, and each reply while stalled): a stall begins
+    /// or ends.
+    func checkStall(now: UInt64) {
+        let oldest = self.outstanding.compactMap(\.oldest).min()
+        if let change = self.stall.check(oldest: oldest, now: now) { self.report(change) }
+    }
+
+    private func report(_ change: RedisStallTracker.Change) {
+        switch change {
+        case .began(let waiting):
+            self.lastError = "Redis stalled: a write unanswered for \(waiting / 1000) ms"
+            self.logger.error(
+                "Redis has not answered a write for \(waiting / 1000) ms (threshold \(self.stall.thresholdMicros / 1000) ms): stalled; keeping the connection and every state",
+                metadata: ["EVENT": "redis_stalled", "WAIT_MS": "\(waiting / 1000)"])
+        case .ended(let lasted):
+            self.logger.notice(
+                "Redis stall over after \(lasted / 1000) ms",
+                metadata: ["EVENT": "redis_recovered", "WAIT_MS": "\(lasted / 1000)"])
+        }
+    }
+
     private func writeInitDoneIfReady() {
         guard self.isConnected, self.state.takeInitDoneIfReady() else { return }
         let appl = self.schema.databases.appl
@@ -431,7 +466,16 @@ final class PortStateWriter: @unchecked Sendable {
     private func send(
         encoded: [UInt8], on index: Int, _ handler: @escaping @Sendable (RedisReply?) -> Void
     ) {
-        self.senders[index].connection.send(encoded: encoded) { [self] reply in
+        let sender = self.senders[index]
+        self.outstanding[index].sent(at: MonotonicClock.nowMicroseconds())
+        sender.connection.send(encoded: encoded) { [self] reply in
+            if reply != nil, index < self.senders.count, self.senders[index] === sender,
+                let sent = self.outstanding[index].answered()
+            {
+                let now = MonotonicClock.nowMicroseconds()
+                if let change = self.stall.answered(sent: sent, now: now) { self.report(change) }
+                if self.stall.stalledSince != nil { self.checkStall(now: now) }
+            }
             handler(reply)
             // A nil reply means hiredis is tearing the connection down (it fails every pending command before it
             // lets go of the context): nothing is idle then, whatever the count says.
@@ -460,6 +504,7 @@ final class PortStateWriter: @unchecked Sendable {
         let count = self.sendMode == .async ? HandoffPriority.allCases.count : 1
         let senders = (0..<count).map { _ in StateSender(queue: self.queue) }
         self.senders = senders
+        self.outstanding = Array(repeating: OutstandingWrites(), count: count)
         self.connectedSenders = 0
         for sender in senders {
             // A connection that failed at once has closed this attempt: open no more of it.
@@ -487,6 +532,9 @@ final class PortStateWriter: @unchecked Sendable {
     private func closeAll() {
         let senders = self.senders
         self.senders = []
+        self.outstanding = []
+        // A lost connection is reported as such, not as a stall.
+        self.checkStall(now: MonotonicClock.nowMicroseconds())
         for sender in senders { sender.connection.close() }
         for key in self.ports.keys { self.ports[key]?.inFlight = 0 }
     }
