@@ -59,7 +59,7 @@ install:
 	@scripts/install-deps.sh $(APT_PACKAGES) --
 	$(SWIFT) build -c release --product portsyncd
 	install -D -m 0755 .build/release/portsyncd /usr/bin/portsyncd
-	install -D -m 0644 packaging/portsyncd.service /etc/systemd/system/portsyncd.service
+	install -D -m 0644 portsyncd.service /etc/systemd/system/portsyncd.service
 	@if [ ! -e /etc/sonic/portsyncd.conf ]; then install -D -m 0644 etc/portsyncd.toml /etc/sonic/portsyncd.conf; fi
 	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed; start it with: systemctl start portsyncd"
@@ -74,7 +74,7 @@ run-system: install
 DEB_APT_PACKAGES := dpkg-dev binutils lintian
 SYSTEMD_TEST_APT_PACKAGES := systemd systemd-container redis-server redis-tools iproute2 procps
 DEB := dist/portsyncd_$(shell sed -n 's/.*static let string = "\(.*\)".*/\1/p' Sources/PortSyncRuntime/Version.swift)_$(shell dpkg --print-architecture).deb
-DEB_INPUTS := Package.swift $(wildcard Package.resolved) $(shell find Sources packaging -type f) etc/portsyncd.toml README.md scripts/make-deb.sh
+DEB_INPUTS := Package.swift $(wildcard Package.resolved) $(shell find Sources packaging -type f) portsyncd.service etc/portsyncd.toml README.md scripts/make-deb.sh
 
 .PHONY: deb test-systemd
 

@@ -43,7 +43,7 @@ umask 022
 install -D -m 0755 "$binary" "$root/usr/bin/portsyncd"
 # As dh_strip does for executables: symbols and comments go, the build id stays.
 strip --remove-section=.comment --remove-section=.note "$root/usr/bin/portsyncd"
-install -D -m 0644 packaging/portsyncd.service "$root/lib/systemd/system/portsyncd.service"
+install -D -m 0644 portsyncd.service "$root/lib/systemd/system/portsyncd.service"
 install -D -m 0644 etc/portsyncd.toml "$root/etc/sonic/portsyncd.conf"
 install -d "$root/usr/share/man/man8" "$root/usr/share/doc/portsyncd"
 # The manual page carries the package's version in its footer.

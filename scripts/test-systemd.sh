@@ -379,6 +379,29 @@ check_d_watchdog_restart() {
     say "kernel flags $flags; STATE_DB PORT_TABLE|Ethernet0: $(rcli 6 hgetall 'PORT_TABLE|Ethernet0' | paste -sd' ')"
 }
 
+# The coupling with SONiC's swss: no unit dependency (swss.service runs a container whose restart flushes APPL_DB);
+# the daemon follows the flush itself. Here swss's restart is played by FLUSHDB of APPL_DB.
+check_d2_swss_restart_flushes_appl_db() {
+    local pid t0 mark
+    pid=$(prop MainPID) mark=$(journal_mark) t0=$EPOCHREALTIME
+    rcli 0 flushdb >/dev/null || return 1
+    pending() { [ "$(rcli 0 hget _PORT_TABLE:PortConfigDone count)" = 8 ]; }
+    wait_until 5 "PortConfigDone written again after the flush" pending || return 1
+    say "FLUSHDB of APPL_DB -> PortConfigDone count=8 again in $(elapsed_since "$t0") s, same MainPID"
+    expect "MainPID" "$(prop MainPID)" "$pid" || return 1
+    journal_after "$mark" _SYSTEMD_UNIT=portsyncd.service EVENT=appl_db_flushed -o cat | grep -q . \
+        || fail "no EVENT=appl_db_flushed in the journal" || return 1
+    # As orchagent would after a swss restart: consume the copy; syncd then re-creates the host interfaces.
+    rcli 0 eval "$(cat scripts/consume-port-table.lua)" 3 PORT_TABLE_KEY_SET PORT_TABLE: PORT_TABLE_DEL_SET 8192 _ \
+        >/dev/null || return 1
+    ct ip link del Ethernet0 || return 1
+    ct ip link add Ethernet0 mtu 9100 type veth peer name peer0 || return 1
+    ct ip link set peer0 up || return 1
+    ct ip link set Ethernet0 up || return 1
+    wait_until 10 "STATE_DB Ethernet0 state ok from the new netdev" state_is Ethernet0 state ok || return 1
+    wait_until 10 "STATE_DB Ethernet0 admin_status up" state_is Ethernet0 admin_status up || return 1
+}
+
 check_e_stop() {
     local t0 took mark pid
     pid=$(prop MainPID) mark=$(journal_mark) t0=$EPOCHREALTIME
@@ -423,6 +446,8 @@ check "a. systemctl start returns once READY" check_a_start_returns_when_ready
 check "b. a new veth Ethernet0 reaches STATE_DB and the journal's fields" check_b_port_sync_and_journal
 check "c. systemctl reload: a valid change applies, a broken file is refused" check_c_reload
 check "d. a stall: the watchdog restarts it and Redis follows the kernel" check_d_watchdog_restart
+check "d2. swss restarted (APPL_DB flushed): the cold start runs again in the same process" \
+    check_d2_swss_restart_flushes_appl_db
 check "e. systemctl stop exits 0 within TimeoutStopSec" check_e_stop
 check "purge (dpkg --purge leaves nothing behind)" check_purge
 if [ "$failures" -ne 0 ]; then

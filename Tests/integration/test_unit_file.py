@@ -1,4 +1,4 @@
-"""Checks on packaging/portsyncd.service: systemd accepts it, its sandbox scores well, and it keeps the
+"""Checks on portsyncd.service: systemd accepts it, its sandbox scores well, and it keeps the
 settings the daemon depends on (sd_notify, watchdog, reload, hardening).
 
 `systemd-analyze verify` refuses a unit whose ExecStart= binary is missing and, by default, one whose
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-UNIT_REL = "packaging/portsyncd.service"
+UNIT_REL = "portsyncd.service"
 UNIT = REPO / UNIT_REL
 UNIT_NAME = "portsyncd.service"
 MAX_EXPOSURE = 2.0
