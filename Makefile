@@ -7,7 +7,7 @@ BIN := .build/$(CONFIGURATION)/portsyncd
 APT_PACKAGES := libmnl-dev libhiredis-dev libsystemd-dev redis-server redis-tools pkg-config iproute2 python3 python3-pip systemd
 # Tests only (not for `make install`): headless Chromium for the dashboard test, promtool for the metrics lint.
 TEST_APT_PACKAGES := chromium prometheus
-PY_PACKAGES := redis pytest prometheus-client websockets jsonschema
+PY_PACKAGES := redis pytest prometheus-client websockets jsonschema schemathesis
 # The Python client (clients/python), installed editable: the integration tests run its portsyncd-watch command.
 CLIENT := clients/python
 

@@ -74,6 +74,7 @@ let package = Package(
         .testTarget(
             name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")],
             swiftSettings: strict),
+        .testTarget(name: "PortSyncHTTPTests", dependencies: ["PortSyncHTTP"], swiftSettings: strict),
         .testTarget(
             name: "PortSyncRuntimeTests",
             dependencies: ["PortSyncCore", "PortSyncRuntime", .product(name: "Logging", package: "swift-log")],

@@ -167,6 +167,7 @@ def main():
     with open(os.path.join(work, "portsyncd.conf"), "w") as f:
         f.write(f'[redis]\ndatabase_config = "{work}/database_config.json"\n[log]\nlevel = "warning"\n'
                 f'[http]\nport = 9470\nmax_clients = {max(256, args.clients + 20)}\n'
+                f'max_connections = {max(512, args.clients + 64)}\n'
                 # With clients: a 128-event buffer per client (and the default 64 KiB send buffer), so that the
                 # clients that never read are cut as slow within the run.
                 + ('[events]\nclient_buffer_capacity = 128\n' if args.clients else ''))

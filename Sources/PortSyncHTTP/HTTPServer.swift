@@ -15,7 +15,7 @@ import Synchronization
 /// The HTTP API as a supervised worker: Hummingbird on its own event loops, started and stopped from the worker's
 /// queue. A failure to bind (the port is taken) is a worker failure: restarted with backoff, and past the
 /// intensity the daemon runs without the API (it is `important`, not critical: the port path does not need it).
-public final class HTTPServer: DrainableWorker, @unchecked Sendable {
+public final class HTTPServer: DrainableWorker, ReloadableWorker, @unchecked Sendable {
     public let name = "http"
     public let criticality = WorkerCriticality.important
     public let queue = DispatchQueue(label: "portsyncd.http")
@@ -24,6 +24,10 @@ public final class HTTPServer: DrainableWorker, @unchecked Sendable {
     let logger: Logger
     let clients = StreamClients()
     let executors = LoopExecutors()
+    /// The bearer token in force: replaced on reload.
+    let token: BearerToken
+    /// Every connection's figures and limits.
+    let connections: HTTPConnections
     private var task: Task<Void, Never>?
     private var group: ServiceGroup?
 
@@ -31,6 +35,43 @@ public final class HTTPServer: DrainableWorker, @unchecked Sendable {
         self.settings = settings
         self.daemon = daemon
         self.logger = logger
+        self.token = BearerToken(settings.bearerToken)
+        self.connections = HTTPConnections(
+            limit: Self.connectionLimit(settings.maxConnections, logger: logger),
+            headTimeoutMs: settings.requestHeadTimeoutMs, logger: logger)
+    }
+
+    /// A reload replaces the bearer token (`http.bearer_token`, or the content of `http.bearer_token_file`).
+    public func update(_ config: Config) {
+        if self.token.replace(with: config.http.bearerToken) {
+            let none = config.http.bearerToken.isEmpty ? ": none any more" : ""
+            self.logger.notice(
+                "HTTP bearer token replaced\(none)",
+                metadata: ["EVENT": "http_token_replaced"])
+        }
+    }
+
+    /// `http.max_connections`, or fewer if the descriptor limit cannot hold that many with room for the port path:
+    /// the soft limit is raised towards the hard one first.
+    static func connectionLimit(_ wanted: Int, logger: Logger) -> Int {
+        let reserve = 256
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return wanted }
+        let needed = rlim_t(wanted + reserve)
+        if limit.rlim_cur < needed {
+            var raised = limit
+            raised.rlim_cur = min(needed, limit.rlim_max)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        guard limit.rlim_cur < needed else { return wanted }
+        let allowed = max(16, Int(clamping: limit.rlim_cur) - reserve)
+        logger.warning(
+            """
+            http.max_connections = \(wanted) does not fit the descriptor limit (\(limit.rlim_cur)); serving at most \
+            \(allowed) connections (raise LimitNOFILE=)
+            """,
+            metadata: ["EVENT": "http_fd_limit"])
+        return allowed
     }
 
     public func start(_ context: WorkerContext) throws {
@@ -45,20 +86,41 @@ public final class HTTPServer: DrainableWorker, @unchecked Sendable {
         let logger = self.logger
         let ws = WebSocketServerConfiguration(
             maxFrameSize: 16 * 1024, autoPing: .enabled(timePeriod: .milliseconds(settings.wsPingMs)))
-        // Without the WebSocket stream, plain HTTP/1: an upgrade request is then an ordinary 404.
-        let idle = TimeAmount.milliseconds(Int64(max(60_000, 2 * settings.sseHeartbeatMs)))
+        // A kept-alive connection with no request in progress; a stream in progress is never idle.
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: .milliseconds(Int64(settings.idleTimeoutMs)),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: HTTPLimits.maxHeaderBytes, maxHeaderListSize: HTTPLimits.maxHeaderBytes,
+                maxHeaderFieldCount: HTTPLimits.maxHeaderCount))
+        let connections = self.connections
+        let clients = self.clients
+        // Without the WebSocket stream, plain HTTP/1: the stream's path is then an ordinary 404.
         let server: HTTPServerBuilder
         if settings.websocket {
-            server = .http1WebSocketUpgrade(
-                webSocketRouter: router, configuration: .init(http1: .init(idleTimeout: idle), ws: ws))
+            let responder = router.buildResponder()
+            server = HTTPServerBuilder { answer in
+                GuardedChildChannel(
+                    inner: HTTP1WebSocketUpgradeChannel(
+                        responder: answer, webSocketResponder: responder, configuration: .init(http1: http1, ws: ws)),
+                    connections: connections, clients: clients, webSocketPath: Self.webSocketPath)
+            }
         } else {
-            server = .http1(configuration: .init(idleTimeout: idle))
+            server = HTTPServerBuilder { answer in
+                GuardedChildChannel(
+                    inner: HTTP1Channel(responder: answer, configuration: http1), connections: connections,
+                    clients: clients, webSocketPath: nil)
+            }
         }
         let app = Application(
             router: router,
             server: server,
             configuration: ApplicationConfiguration(address: .hostname(settings.address, port: settings.port)),
             onServerRunning: { channel in
+                // Out of descriptors, the listening socket pauses instead of waking its event loop again and again.
+                try? await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptGuard(connections: connections), position: .first)
+                }.get()
                 let address = channel.localAddress.map { "\($0)" } ?? "?"
                 logger.notice(
                     "HTTP API listening on \(address)",

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import PortSyncCore
 import PortSyncRuntime
+import Synchronization
 
 typealias Context = PortsyncRequestContext
 
@@ -24,94 +25,108 @@ struct PortsyncRequestContext: RequestContext, WebSocketRequestContext {
 }
 
 extension HTTPServer {
+    /// The stream paths (SSE takes the token as `?access_token=` too: browsers' EventSource cannot send headers).
+    static let ssePath = "/v1/sse/events"
+    static let webSocketPath = "/v1/ws/events"
+
     func makeRouter() -> Router<Context> {
-        let router = Router(context: Context.self)
-        router.add(
-            middleware: BearerTokenMiddleware(
-                token: self.settings.bearerToken, clients: self.clients, logger: self.logger))
-        router.get("/") { _, _ in try Self.resource("index.html", type: "text/html; charset=utf-8") }
-        router.get("/v1/openapi.json") { _, _ in try Self.resource("openapi.json", type: "application/json") }
-        router.get("/v1/health") { [daemon] _, _ in
+        let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
+        let routes = RouteTable()
+        router.add(middleware: ErrorMiddleware(logger: self.logger))
+        router.add(middleware: BearerTokenMiddleware(token: self.token, clients: self.clients, logger: self.logger))
+        router.add(middleware: RoutingMiddleware(routes: routes, clients: self.clients))
+        let get = { (path: String, handler: @escaping @Sendable (Request, Context) async throws -> Response) in
+            routes.add(path)
+            router.get(RouterPath(path), use: handler)
+        }
+        get("/") { _, _ in try Self.resource("index.html", type: "text/html; charset=utf-8") }
+        get("/v1/openapi.json") { _, _ in try Self.resource("openapi.json", type: "application/json") }
+        get("/v1/health") { [daemon] _, _ in
             let health = Health(await daemon.report())
             return try Self.json(health, status: health.ready ? .ok : .serviceUnavailable)
         }
-        router.get("/v1/health/live") { [daemon] _, _ in
+        get("/v1/health/live") { [daemon] _, _ in
             let health = Health(await daemon.report())
             return try Self.json(health.liveOnly, status: health.live ? .ok : .serviceUnavailable)
         }
-        router.get("/v1/health/ready") { [daemon] _, _ in
+        get("/v1/health/ready") { [daemon] _, _ in
             let health = Health(await daemon.report())
             return try Self.json(health, status: health.ready ? .ok : .serviceUnavailable)
         }
-        router.get("/v1/health/streaming") { [daemon, clients, settings] _, _ in
+        get("/v1/health/streaming") { [daemon, clients, settings] _, _ in
             let bus = await daemon.events.figures()
             return try Self.json(
                 StreamingHealth(
                     clients: clients.figures, maxClients: settings.maxClients, subscribers: bus.subscribers,
                     bus: bus.counters, intake: bus.intake))
         }
-        router.get("/v1/ports") { [daemon] _, _ in try Self.json(await daemon.ports()) }
-        router.get("/v1/ports/:name") { [daemon, clients] _, context in
-            let name = context.parameters.get("name") ?? ""
+        get("/v1/ports") { [daemon] _, _ in try Self.json(await daemon.ports()) }
+        get("/v1/ports/:name") { [daemon, clients] _, context in
+            let name = try RequestParameters.portName(context.parameters.get("name"), clients: clients)
             guard let port = await daemon.ports().first(where: { $0.name == name }) else {
                 clients.badRequest("unknown_port")
-                throw HTTPError(.notFound, message: "no port \"\(EventFilter.printableName(name))\"")
+                throw APIError(.notFound, "no port \"\(name)\"")
             }
             return try Self.json(port)
         }
-        router.get("/v1/ports/:name/bars") { [daemon, clients] request, context in
-            let name = context.parameters.get("name") ?? ""
+        get("/v1/ports/:name/bars") { [daemon, clients] request, context in
+            let name = try RequestParameters.portName(context.parameters.get("name"), clients: clients)
             let intervals = await daemon.channels.barIntervals()
             var interval = intervals.first ?? 0
-            if let text = request.uri.queryParameters.get("interval_ms") {
-                guard let ms = UInt64(text), intervals.contains(ms * 1000) else {
-                    clients.badRequest("bad_filter")
-                    throw HTTPError(
+            if let ms = try RequestParameters.integer(
+                request, "interval_ms", in: RequestParameters.intervalMs, clients: clients)
+            {
+                // In range, so the product fits: at most 86 400 000 000 µs.
+                let micros = ms * 1000
+                guard intervals.contains(micros) else {
+                    clients.badRequest("bad_parameter")
+                    throw APIError(
                         .badRequest,
-                        message: "interval_ms must be one of the configured bar lengths: "
-                            + intervals.map { String($0 / 1000) }.joined(separator: ", "))
+                        "interval_ms must be one of the configured bar lengths: "
+                            + intervals.map { String($0 / 1000) }.joined(separator: ", "),
+                        parameter: "interval_ms")
                 }
-                interval = ms * 1000
+                interval = micros
             }
             guard let bars = await daemon.channels.bars(port: name, intervalMicros: interval) else {
                 clients.badRequest("unknown_port")
-                throw HTTPError(.notFound, message: "no counters for port \"\(EventFilter.printableName(name))\"")
+                throw APIError(.notFound, "no counters for port \"\(name)\"")
             }
             return try Self.json(
                 BarsAnswer(port: name, intervalMs: interval / 1000, bars: bars.map(BusEventData.Bar.init)))
         }
-        router.get("/v1/alerts") { [daemon] _, _ in
+        get("/v1/alerts") { [daemon] _, _ in
             try Self.json(AlertsAnswer(active: await daemon.channels.activeAlerts()))
         }
-        router.get("/v1/channels") { [daemon] _, _ in try Self.json(await daemon.channels.figures()) }
-        router.get("/v1/stats") { [daemon] _, _ in
+        get("/v1/channels") { [daemon] _, _ in try Self.json(await daemon.channels.figures()) }
+        get("/v1/stats") { [daemon] _, _ in
             let report = await daemon.report()
             return try Self.json(report.pipeline ?? PipelineSnapshot())
         }
-        router.get("/v1/trace/:id") { [daemon, clients] _, context in
-            guard let text = context.parameters.get("id"), let id = UInt64(text) else {
-                clients.badRequest("bad_trace_id")
-                throw HTTPError(.badRequest, message: "a trace id is a decimal number")
-            }
+        get("/v1/trace/:id") { [daemon, clients] _, context in
+            let id = try RequestParameters.traceID(context.parameters.get("id"), clients: clients)
             let events = await daemon.trace(id)
             guard !events.isEmpty else {
-                throw HTTPError(.notFound, message: "trace \(id) is unknown or no longer in the stage event ring")
+                throw APIError(.notFound, "trace \(id) is unknown or no longer in the stage event ring")
             }
             return try Self.json(TraceAnswer(trace: id, events: events))
         }
-        router.get("/metrics") { [daemon, clients, settings] _, _ in
+        get("/metrics") { [daemon, clients, settings, connections] _, _ in
             var text = MetricsExposition.text(await daemon.report())
             let bus = await daemon.events.figures()
             text += StreamingHealth(
                 clients: clients.figures, maxClients: settings.maxClients, subscribers: bus.subscribers,
                 bus: bus.counters, intake: bus.intake
             ).metrics()
+            text += connections.metrics()
             text += PortMetrics.text(await daemon.ports())
             text += ChannelMetrics.text(await daemon.channels.figures(), alerts: await daemon.channels.activeAlerts())
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        routes.add(Self.ssePath)
+        routes.add(Self.webSocketPath)
         self.addStreams(to: router)
         return router
     }
@@ -128,48 +143,264 @@ extension HTTPServer {
     static func resource(_ name: String, type: String) throws -> Response {
         guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Resources"),
             let data = try? Data(contentsOf: url)
-        else { throw HTTPError(.notFound) }
+        else { throw APIError(.notFound, "\(name) is not installed") }
         return Response(
             status: .ok, headers: [.contentType: type, .cacheControl: "no-cache"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
 
-/// `Authorization: Bearer <token>` (or `?access_token=`, for EventSource, which cannot set headers) on every path
-/// but the health checks, when a token is configured.
+/// An error answer: a status, the JSON error body (`ErrorBody`) with a message and, for a bad parameter, its name,
+/// and any headers the status calls for (`Allow`, `WWW-Authenticate`, `Sec-WebSocket-Version`).
+struct APIError: Error, HTTPResponseError {
+    let status: HTTPResponse.Status
+    let message: String
+    let parameter: String?
+    let headers: HTTPFields
+
+    init(_ status: HTTPResponse.Status, _ message: String, parameter: String? = nil, headers: HTTPFields = [:]) {
+        self.status = status
+        self.message = message
+        self.parameter = parameter
+        self.headers = headers
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response { self.response }
+
+    var response: Response {
+        var headers = self.headers
+        headers[.contentType] = ErrorBody.contentType
+        return Response(
+            status: self.status, headers: headers,
+            body: .init(byteBuffer: ByteBuffer(bytes: ErrorBody.data(self.message, parameter: self.parameter))))
+    }
+}
+
+/// First around every route: whatever is thrown becomes the JSON error body (Hummingbird's own `HTTPError`
+/// included); anything that is not an HTTP error is a 500, logged.
+struct ErrorMiddleware: RouterMiddleware {
+    let logger: Logger
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response
+        } catch let error as HTTPError {
+            return APIError(error.status, error.body ?? error.status.reasonPhrase, headers: error.headers).response
+        } catch {
+            self.logger.error(
+                "HTTP request to \(EventFilter.printableName(request.uri.path)) failed: \(error)",
+                metadata: ["EVENT": "http_error"])
+            return APIError(.internalServerError, "internal error").response
+        }
+    }
+}
+
+/// The paths served and the methods each takes, filled while the routes are added.
+final class RouteTable: Sendable {
+    private let patterns = Mutex<[[Substring]]>([])
+
+    func add(_ path: String) {
+        self.patterns.withLock { $0.append(path.split(separator: "/")) }
+    }
+
+    /// Whether `path` is one of the routes (`:name` matches any one segment).
+    func knows(_ path: String) -> Bool {
+        let segments = path.split(separator: "/")
+        return self.patterns.withLock { patterns in
+            patterns.contains { pattern in
+                pattern.count == segments.count
+                    && zip(pattern, segments).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
+            }
+        }
+    }
+
+    /// Every route takes GET and HEAD.
+    static let allowed: [HTTPRequest.Method] = [.get, .head]
+}
+
+/// An unknown path: 404 with the JSON error body; a method a known path does not take: 405 with `Allow`.
+struct RoutingMiddleware: RouterMiddleware {
+    let routes: RouteTable
+    let clients: StreamClients
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard self.routes.knows(request.uri.path) else {
+            self.clients.badRequest("not_found")
+            throw APIError(.notFound, "no such path: \(EventFilter.printableName(request.uri.path))")
+        }
+        guard RouteTable.allowed.contains(request.method) else {
+            self.clients.badRequest("method_not_allowed")
+            throw APIError(
+                .methodNotAllowed,
+                "\(EventFilter.printableName(request.method.rawValue)) is not allowed here; use GET or HEAD",
+                headers: [.allow: RouteTable.allowed.map(\.rawValue).joined(separator: ", ")])
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Request values parsed into bounded types: nothing taken from a request reaches arithmetic that could trap.
+/// A malformed or out-of-range value is a 400 naming the parameter and what it takes.
+enum RequestParameters {
+    /// `interval_ms`: the range `channels.bar_intervals_ms` allows.
+    static let intervalMs: ClosedRange<UInt64> = 1000...86_400_000
+
+    /// A decimal integer parameter of the query, in `range`; nil when absent.
+    static func integer(
+        _ request: Request, _ name: String, in range: ClosedRange<UInt64>, clients: StreamClients
+    ) throws -> UInt64? {
+        let values = request.uri.queryParameters[values: Substring(name)]
+        guard let text = values.first else { return nil }
+        guard values.count == 1, let value = Self.decimal(text), range.contains(value) else {
+            clients.badRequest("bad_parameter")
+            throw APIError(
+                .badRequest,
+                "\(name) must be given once, as a decimal integer in \(range.lowerBound)...\(range.upperBound)",
+                parameter: name)
+        }
+        return value
+    }
+
+    /// `/v1/trace/{id}`: a decimal integer in 0...2^64-1.
+    static func traceID(_ text: String?, clients: StreamClients) throws -> UInt64 {
+        guard let text, let id = Self.decimal(Substring(text)) else {
+            clients.badRequest("bad_trace_id")
+            throw APIError(
+                .badRequest, "id must be a decimal integer in 0...\(UInt64.max)", parameter: "id")
+        }
+        return id
+    }
+
+    /// A port name in a path: 1 to 15 of `A-Z a-z 0-9 . _ -` (what may reach a Redis key; IFNAMSIZ).
+    static func portName(_ text: String?, clients: StreamClients) throws -> String {
+        guard let text, Self.isPortName(text) else {
+            clients.badRequest("bad_parameter")
+            throw APIError(
+                .badRequest, "name must be 1 to 15 of the characters A-Z a-z 0-9 . _ -", parameter: "name")
+        }
+        return text
+    }
+
+    static func isPortName(_ text: String) -> Bool {
+        (1...15).contains(text.utf8.count)
+            && text.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                    true
+                default: false
+                }
+            }
+    }
+
+    /// Digits only (no sign, space or prefix), at most 20 of them, and the value fits in 64 bits.
+    static func decimal(_ text: Substring) -> UInt64? {
+        guard (1...20).contains(text.utf8.count),
+            text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else { return nil }
+        return UInt64(text)
+    }
+}
+
+/// The bearer token in force (`http.bearer_token`, or the content of `http.bearer_token_file`), replaced on reload.
+final class BearerToken: Sendable {
+    private let bytes: Mutex<[UInt8]>
+
+    init(_ token: String) { self.bytes = Mutex(Array(token.utf8)) }
+
+    /// Replaces the token; whether it changed.
+    func replace(with token: String) -> Bool {
+        self.bytes.withLock { bytes in
+            let new = Array(token.utf8)
+            defer { bytes = new }
+            return bytes != new
+        }
+    }
+
+    var isEmpty: Bool { self.bytes.withLock { $0.isEmpty } }
+
+    /// Whether `candidate` is the token, in time that depends on the token's length only, not on where the first
+    /// difference is.
+    func matches(_ candidate: Substring) -> Bool {
+        let given = Array(candidate.utf8)
+        return self.bytes.withLock { token in
+            guard !token.isEmpty else { return false }
+            var difference = UInt64(truncatingIfNeeded: given.count ^ token.count)
+            for index in token.indices {
+                let other = given.isEmpty ? 0 : given[index % given.count]
+                difference |= UInt64(other ^ token[index])
+            }
+            return difference == 0
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>` on every path but the open ones (`open`), when a token is configured. The SSE stream
+/// also takes `?access_token=` (browsers' EventSource cannot send headers; the query is never logged). A WebSocket
+/// upgrade is let through: the stream checks the header itself after the upgrade, so that a refusal is a close
+/// code with a reason; a request on the WebSocket path that is not an upgrade is checked here (401 first).
 struct BearerTokenMiddleware: RouterMiddleware {
-    let token: String
+    let token: BearerToken
     let clients: StreamClients
     let logger: Logger
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        // Health checks are open; the WebSocket route checks the token itself, after the upgrade, so that a refusal
-        // is a close code with a reason rather than a bare 400.
-        guard !self.token.isEmpty, !request.uri.path.hasPrefix("/v1/health"), request.uri.path != "/v1/ws/events"
+        let path = request.uri.path
+        guard !self.token.isEmpty, !Self.open(path),
+            !(path == HTTPServer.webSocketPath && request.headers[.upgrade] != nil)
         else {
             return try await next(request, context)
         }
         guard Self.authorized(request, self.token) else {
             self.clients.badRequest("unauthorized")
             self.logger.warning(
-                "HTTP request to \(EventFilter.printableName(request.uri.path)) refused: missing or wrong bearer token",
+                "HTTP request to \(EventFilter.printableName(path)) refused: missing or wrong bearer token",
                 metadata: ["EVENT": "http_unauthorized", "REASON": "unauthorized"])
-            throw HTTPError(
-                .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"portsyncd\""],
-                message: "a bearer token is required")
+            throw APIError(
+                .unauthorized, "a bearer token is required (Authorization: Bearer <token>)",
+                headers: [.wwwAuthenticate: "Bearer realm=\"portsyncd\""])
         }
         return try await next(request, context)
     }
 }
 
 extension BearerTokenMiddleware {
-    /// Whether `request` carries `token` (header or `?access_token=`).
-    static func authorized(_ request: Request, _ token: String) -> Bool {
-        let header = request.headers[.authorization]
-        let query = request.uri.queryParameters["access_token"].map(String.init)
-        return header == "Bearer \(token)" || query == token
+    /// The health checks, and what holds no state: the dashboard's page (it asks for the token and sends it with
+    /// each request) and the OpenAPI document.
+    static func open(_ path: String) -> Bool {
+        path.hasPrefix("/v1/health") || path == "/" || path == "/v1/openapi.json"
+    }
+
+    /// Whether `request` carries `token`: in `Authorization: Bearer` (the scheme in any case), or, on the SSE path
+    /// only, as `?access_token=`.
+    static func authorized(_ request: Request, _ token: BearerToken) -> Bool {
+        if let header = request.headers[.authorization], let given = Self.bearer(header) {
+            return token.matches(given)
+        }
+        if request.uri.path == HTTPServer.ssePath,
+            let query = request.uri.queryParameters[values: "access_token"].first
+        {
+            return token.matches(query)
+        }
+        return false
+    }
+
+    /// The token of an `Authorization: Bearer <token>` value.
+    static func bearer(_ header: String) -> Substring? {
+        let value = header[...]
+        guard value.utf8.count > 7, value.prefix(6).lowercased() == "bearer", value.dropFirst(6).first == " " else {
+            return nil
+        }
+        let token = value.dropFirst(7).drop { $0 == " " }
+        return token.isEmpty ? nil : token
     }
 }
 
@@ -408,6 +639,8 @@ struct StreamingHealth: Encodable {
 
     static let badRequestReasons = [
         "bad_filter", "unauthorized", "unknown_port", "bad_trace_id", "too_many_clients", "bad_ws_message",
+        "bad_parameter", "not_found", "method_not_allowed", "header_too_large", "malformed", "bad_version",
+        "bad_websocket_handshake",
     ]
 
     enum CodingKeys: String, CodingKey {

@@ -12,18 +12,28 @@ extension HTTPServer {
     /// `GET /v1/sse/events` and `GET /v1/ws/events`: the same filters, the same ids, the same snapshot-then-live
     /// sequence.
     func addStreams(to router: Router<Context>) {
-        router.get("/v1/sse/events") { [self] request, context in try await self.sse(request, channel: context.channel)
+        router.get(RouterPath(Self.ssePath)) { [self] request, context in
+            try await self.sse(request, channel: context.channel)
+        }
+        // HEAD: the head a stream would start with, and no stream.
+        router.head(RouterPath(Self.ssePath)) { [self] request, _ in
+            _ = try self.filter(request)
+            return Response(status: .ok, headers: Self.sseHeaders)
         }
         guard self.settings.websocket else { return }
-        // Every upgrade is accepted, and a refusal is a close code with a reason, because a refused upgrade
-        // request can only be answered with a bare 400: a bad filter or token closes with 1008, too many clients
-        // with 1013 (try again later). The client's slot is taken only once it is upgraded, so a connection that
-        // vanishes during the handshake holds none.
-        router.ws("/v1/ws/events") { [self] inbound, outbound, context in
+        // Every valid handshake is upgraded, and a refusal is a close code with a reason: a bad filter or token closes
+        // with 1008, too many clients with 1013 (try again later). The client's slot is taken only once it is
+        // upgraded, so a connection that vanishes during the handshake holds none. A request that is not a valid
+        // handshake reaches this route without its `Upgrade` header (`RequestGuard`) and is answered 400 or 426.
+        router.ws(
+            RouterPath(Self.webSocketPath),
+            shouldUpgrade: { [clients] request, _ in
+                guard request.headers[.upgrade] != nil else { throw Self.handshakeRefusal(request, clients) }
+                return .upgrade([:])
+            }
+        ) { [self] inbound, outbound, context in
             let request = context.request
-            if !self.settings.bearerToken.isEmpty
-                && !BearerTokenMiddleware.authorized(request, self.settings.bearerToken)
-            {
+            if !self.token.isEmpty && !BearerTokenMiddleware.authorized(request, self.token) {
                 self.clients.badRequest("unauthorized")
                 self.logger.warning(
                     "WebSocket client refused: missing or wrong bearer token",
@@ -34,8 +44,11 @@ extension HTTPServer {
             let filter: EventFilter
             do {
                 filter = try self.filter(request)
+            } catch let error as APIError {
+                try? await outbound.close(.policyViolation, reason: String(error.message.prefix(120)))
+                return
             } catch {
-                try? await outbound.close(.policyViolation, reason: String("\(error)".prefix(120)))
+                try? await outbound.close(.policyViolation, reason: "bad request")
                 return
             }
             guard self.clients.admit(.websocket, max: self.settings.maxClients) else {
@@ -62,8 +75,46 @@ extension HTTPServer {
             self.logger.info(
                 "Stream request refused: \(error.message)",
                 metadata: ["EVENT": "http_bad_request", "REASON": "bad_filter"])
-            throw HTTPError(.badRequest, message: error.message)
+            throw APIError(.badRequest, error.message, parameter: error.parameter)
         }
+    }
+
+    /// Why a request on the WebSocket path was not upgraded: a bad key 400, another version 426 naming 13, no key
+    /// 400, no handshake at all 426 asking for one.
+    static func handshakeRefusal(_ request: Request, _ clients: StreamClients) -> APIError {
+        clients.badRequest("bad_websocket_handshake")
+        let upgradeHeaders: HTTPFields = [
+            .upgrade: "websocket", .connection: "Upgrade", .secWebSocketVersion: "13",
+        ]
+        let versions = request.headers[values: .secWebSocketVersion]
+        let keys = request.headers[values: .secWebSocketKey]
+        if !versions.isEmpty && versions != ["13"] {
+            return APIError(
+                .upgradeRequired, "Sec-WebSocket-Version must be 13", parameter: "Sec-WebSocket-Version",
+                headers: upgradeHeaders)
+        }
+        if keys.count > 1 || keys.contains(where: { !WebSocketHandshake.isValidKey($0) }) {
+            return APIError(
+                .badRequest, "Sec-WebSocket-Key must be the base64 of 16 bytes", parameter: "Sec-WebSocket-Key")
+        }
+        if !versions.isEmpty && keys.isEmpty {
+            return APIError(.badRequest, "Sec-WebSocket-Key is missing", parameter: "Sec-WebSocket-Key")
+        }
+        if !keys.isEmpty && request.method != .get {
+            return APIError(.badRequest, "a WebSocket handshake is a GET")
+        }
+        return APIError(
+            .upgradeRequired,
+            "this is a WebSocket stream: send a WebSocket handshake (Upgrade: websocket, Connection: Upgrade, "
+                + "Sec-WebSocket-Version: 13, Sec-WebSocket-Key), or use \(HTTPServer.ssePath)",
+            headers: upgradeHeaders)
+    }
+
+    static var sseHeaders: HTTPFields {
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+        // Tells a reverse proxy (nginx) not to buffer the stream.
+        if let name = HTTPField.Name("X-Accel-Buffering") { headers[name] = "no" }
+        return headers
     }
 
     static func lastEventID(_ request: Request) -> String? {
@@ -84,14 +135,12 @@ extension HTTPServer {
         let filter = try self.filter(request)
         guard self.clients.admit(.sse, max: self.settings.maxClients) else {
             self.tooMany()
-            throw HTTPError(.serviceUnavailable, message: "too many stream clients (max_clients)")
+            throw APIError(.serviceUnavailable, "too many stream clients (http.max_clients)")
         }
         let bus = self.daemon.events
         let settings = self.settings
         let clients = self.clients
-        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-        // Tells a reverse proxy (nginx) not to buffer the stream.
-        if let name = HTTPField.Name("X-Accel-Buffering") { headers[name] = "no" }
+        let headers = Self.sseHeaders
         await Self.boundSendBuffer(channel, settings)
         // The sink goes into the pipeline before the response head is written, so that it sees the head pass and
         // writes the events after it.

@@ -18,7 +18,7 @@ struct ConfigDecoderTests {
     @Test("Every setting of the schema accepts its default value")
     func everyDefault() throws {
         let schema = Config.schema
-        #expect(schema.count == 72)
+        #expect(schema.count == 76)
         for setting in schema {
             let text = "[\(setting.section)]\n\(setting.key) = \(setting.tomlValue(in: Config()))\n"
             #expect(try Self.decode(text) == Config(), "\(text)")
@@ -81,7 +81,11 @@ struct ConfigDecoderTests {
             address = "::1"
             port = 65535
             bearer_token = "t0ken"
+            bearer_token_file = "/etc/sonic/portsyncd.token"
             max_clients = 100000
+            max_connections = 100000
+            request_head_timeout_ms = 100
+            idle_timeout_ms = 3600000
             sse_heartbeat_ms = 100
             sse_retry_ms = 0
             ws_ping_ms = 3600000
@@ -178,7 +182,11 @@ struct ConfigDecoderTests {
         expected.http.address = "::1"
         expected.http.port = 65535
         expected.http.bearerToken = "t0ken"
+        expected.http.bearerTokenFile = "/etc/sonic/portsyncd.token"
         expected.http.maxClients = 100_000
+        expected.http.maxConnections = 100_000
+        expected.http.requestHeadTimeoutMs = 100
+        expected.http.idleTimeoutMs = 3_600_000
         expected.http.sseHeartbeatMs = 100
         expected.http.sseRetryMs = 0
         expected.http.wsPingMs = 3_600_000

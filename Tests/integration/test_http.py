@@ -46,9 +46,10 @@ class Api:
     def sse(self, query="", headers=None):
         return SseStream(self, query, headers)
 
-    def ws(self, query=""):
+    def ws(self, query="", headers=None):
         sock = netns_connect(self.rig.ns.name, self.port)
-        return ws_connect(f"ws://127.0.0.1:{self.port}/v1/ws/events{query}", sock=sock, open_timeout=10)
+        return ws_connect(f"ws://127.0.0.1:{self.port}/v1/ws/events{query}", sock=sock, open_timeout=10,
+                          additional_headers=headers)
 
 
 class SseStream:

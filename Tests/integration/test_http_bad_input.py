@@ -89,8 +89,10 @@ def test_websocket_refusals_are_close_codes_and_hold_no_slot(rig):
     that drops the connection in the middle of the handshake holds no slot afterwards."""
     daemon = rig.start(config={"http": {"port": 0, "bearer_token": "right", "max_clients": 2}})
     api = Api(rig, daemon, token="right")
-    for query, code in (("?access_token=wrong", 1008), ("?access_token=right&events=nope", 1008)):
-        with api.ws(query) as ws:
+    right = {"Authorization": "Bearer right"}
+    for query, headers, code in (("", {"Authorization": "Bearer wrong"}, 1008), ("?access_token=right", None, 1008),
+                                 ("?events=nope", right, 1008)):
+        with api.ws(query, headers=headers) as ws:
             try:
                 ws.recv(timeout=10)
             except ConnectionClosed:
@@ -99,18 +101,18 @@ def test_websocket_refusals_are_close_codes_and_hold_no_slot(rig):
     # Handshakes abandoned at once: none of them keeps a slot.
     for _ in range(20):
         sock = netns_connect(rig.ns.name, api.port)
-        sock.sendall(b"GET /v1/ws/events?access_token=right HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        sock.sendall(b"GET /v1/ws/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer right\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      b"Sec-WebSocket-Version: 13\r\n\r\n")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()
     wait_for(lambda: 'portsyncd_stream_clients{kind="websocket"} 0' in api.get("/metrics")[2].decode(),
              what="no WebSocket slot held")
-    with api.ws("?access_token=right") as first, api.ws("?access_token=right") as second:
+    with api.ws(headers=right) as first, api.ws(headers=right) as second:
         for ws in (first, second):
             while json.loads(ws.recv(timeout=10))["type"] != "sync":
                 pass
-        with api.ws("?access_token=right") as third:
+        with api.ws(headers=right) as third:
             try:
                 third.recv(timeout=10)
             except ConnectionClosed:

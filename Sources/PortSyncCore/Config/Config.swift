@@ -118,10 +118,23 @@ public struct Config: Sendable, Hashable {
         public var address = "127.0.0.1"
         /// The TCP port; 0 picks a free one (logged).
         public var port = 9470
-        /// When set, every request but `/v1/health*` needs `Authorization: Bearer <token>` (or `?access_token=`).
+        /// When set, every request but `/v1/health*` needs `Authorization: Bearer <token>` (the SSE stream also
+        /// takes `?access_token=`, for browsers' EventSource).
         public var bearerToken = ""
+        /// A file holding the bearer token (read at start and on each reload; its content replaces `bearerToken`,
+        /// which must then be empty); empty: none.
+        public var bearerTokenFile = ""
         /// Stream clients (SSE and WebSocket together) at most; more get 503.
         public var maxClients = 256
+        /// HTTP connections open at once at most (streams included); past it a new connection is answered 503 and
+        /// closed at once.
+        public var maxConnections = 512
+        /// A request head must be complete this long after the connection opened (or, on a kept-alive connection,
+        /// after its first byte arrived), in milliseconds; else 408 and the connection is closed.
+        public var requestHeadTimeoutMs = 10_000
+        /// A kept-alive connection with no request in progress is closed after this long, in milliseconds (an
+        /// established stream is not idle).
+        public var idleTimeoutMs = 60_000
         /// A comment line sent on idle SSE streams, in milliseconds.
         public var sseHeartbeatMs = 15_000
         /// The reconnect delay SSE clients are told (`retry:`), in milliseconds.
@@ -248,7 +261,8 @@ public struct Config: Sendable, Hashable {
         "channels.suppress_threshold", "channels.reuse_threshold", "channels.decay_half_life_ms",
         "channels.max_suppress_ms", "alerts.flap_raise", "alerts.flap_clear", "alerts.flap_cooldown_ms",
         "alerts.flap_severity", "alerts.port_down_after_ms", "alerts.port_down_severity", "alerts.flap_window_ms",
-        "alerts.rules", "alerts.flood_limit", "channels.workers", "redis.stall_threshold_ms",
+        "alerts.rules", "alerts.flood_limit", "channels.workers", "redis.stall_threshold_ms", "http.bearer_token",
+        "http.bearer_token_file",
     ]
 
     /// The keys whose values differ between `self` and `other`, as `section.key`, in schema order.

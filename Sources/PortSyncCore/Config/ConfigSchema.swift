@@ -147,7 +147,14 @@ extension Config {
             .init(section: "http", key: "address", kind: .address(\.http.address)),
             .init(section: "http", key: "port", kind: .integer(0...65535, \.http.port)),
             .init(section: "http", key: "bearer_token", kind: .token(\.http.bearerToken)),
+            .init(
+                section: "http", key: "bearer_token_file", kind: .path(\.http.bearerTokenFile, allowEmpty: true)),
             .init(section: "http", key: "max_clients", kind: .integer(1...100_000, \.http.maxClients)),
+            .init(section: "http", key: "max_connections", kind: .integer(1...100_000, \.http.maxConnections)),
+            .init(
+                section: "http", key: "request_head_timeout_ms",
+                kind: .integer(100...600_000, \.http.requestHeadTimeoutMs)),
+            .init(section: "http", key: "idle_timeout_ms", kind: .integer(100...3_600_000, \.http.idleTimeoutMs)),
             .init(section: "http", key: "sse_heartbeat_ms", kind: .integer(100...3_600_000, \.http.sseHeartbeatMs)),
             .init(section: "http", key: "sse_retry_ms", kind: .integer(0...3_600_000, \.http.sseRetryMs)),
             .init(section: "http", key: "ws_ping_ms", kind: .integer(100...3_600_000, \.http.wsPingMs)),

@@ -13,6 +13,8 @@ public struct EventFilter: Sendable, Hashable {
     /// An invalid filter: the message says what is wrong and what is accepted (HTTP 400).
     public struct Invalid: Error, Sendable, Hashable, CustomStringConvertible {
         public var message: String
+        /// The query parameter at fault: `events` or `ports`.
+        public var parameter: String?
         public var description: String { self.message }
     }
 
@@ -24,7 +26,9 @@ public struct EventFilter: Sendable, Hashable {
             for item in events.split(separator: ",") where !item.isEmpty {
                 guard let type = BusEventType(rawValue: String(item)) else {
                     let known = BusEventType.allCases.map(\.rawValue).joined(separator: ", ")
-                    throw Invalid(message: "unknown event type \"\(Self.printable(item))\" (known: \(known))")
+                    throw Invalid(
+                        message: "unknown event type \"\(Self.printable(item))\" (known: \(known))", parameter: "events"
+                    )
                 }
                 types.insert(type)
             }
@@ -36,7 +40,8 @@ public struct EventFilter: Sendable, Hashable {
                 guard Self.isValidPattern(item) else {
                     throw Invalid(
                         message: "invalid port pattern \"\(Self.printable(item))\": a port name of letters, digits, "
-                            + "'.', '_' and '-' (at most 15), optionally ending in '*'")
+                            + "'.', '_' and '-' (at most 15), optionally ending in '*'",
+                        parameter: "ports")
                 }
                 patterns.append(String(item))
             }

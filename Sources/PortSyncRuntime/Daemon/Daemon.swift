@@ -45,6 +45,8 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
 
     /// Workers to wind down before exit (set once in `run()`).
     private var drainable: [any DrainableWorker] = []
+    /// Workers built outside this module that apply a reload themselves (set once in `run()`).
+    private var reloadable: [any ReloadableWorker] = []
 
     // Main queue only.
     private var signalSources: [any DispatchSourceSignal] = []
@@ -141,6 +143,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.supervisor.add(self.telemetry)
         let extra = self.extraWorkers(self)
         self.drainable = extra.compactMap { $0 as? any DrainableWorker }
+        self.reloadable = extra.compactMap { $0 as? any ReloadableWorker }
         for worker in extra { self.supervisor.add(worker) }
         self.supervisor.run()
         self.portQueue.async { self.startUp() }
@@ -611,6 +614,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.analytics.update(new)
         self.thresholds.update(new)
         self.channels.update(ChannelSettings(new), workers: new.channels.workers)
+        for worker in self.reloadable { worker.update(new) }
         self.portQueue.sync {
             self.config = new
             guard let writer = self.writer else { return }

@@ -27,6 +27,12 @@ public protocol DrainableWorker: SupervisedWorker {
     func drain(timeoutMs: Int, _ done: @escaping @Sendable () -> Void)
 }
 
+/// A worker built outside the runtime that takes part of a reload: `update` gets each valid new configuration, on
+/// the config queue, and applies what it can (the keys in `Config.appliedOnReload`).
+public protocol ReloadableWorker: SupervisedWorker {
+    func update(_ config: Config)
+}
+
 /// One run of one worker: its heartbeat and the way to report a failure. A restart gets a new context, so a failure
 /// reported late by an old run is ignored.
 public final class WorkerContext: Sendable {
