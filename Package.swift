@@ -66,6 +66,8 @@ let package = Package(
         // `make bench`: the decoder and filter over the captured kernel datagrams, and the Redis writer's throughput.
         .executableTarget(
             name: "portsyncd-bench", dependencies: ["PortSyncCore", "PortSyncRuntime"], swiftSettings: strict),
+        // The TOML parser alone, as JSON (toml-test's tagged form), for the differential test against tomllib.
+        .executableTarget(name: "portsyncd-toml", dependencies: ["PortSyncCore"], swiftSettings: strict),
         .testTarget(
             name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")],
             swiftSettings: strict),
