@@ -23,7 +23,7 @@ struct ConfigFileTests {
     @Test("The file's token, a final newline dropped, becomes http.bearer_token")
     func readsToken() throws {
         let paths = try Self.write("[http]\nbearer_token_file = \"TOKEN\"\n", token: "s3cret-42\n")
-        let config = try ConfigFile.load(paths.config)
+        let config = try #require(try ConfigFile.load(paths.config, missingMeansDefaults: false))
         #expect(config.http.bearerToken == "s3cret-42")
         #expect(config.http.bearerTokenFile == paths.token)
     }
@@ -38,8 +38,8 @@ struct ConfigFileTests {
             ("[http]\nbearer_token = \"a\"\nbearer_token_file = \"TOKEN\"\n", "b"),
         ] {
             let paths = try Self.write(text, token: token)
-            do {
-                _ = try ConfigFile.load(paths.config)
+            do throws(ConfigError) {
+                _ = try ConfigFile.load(paths.config, missingMeansDefaults: false)
                 Issue.record("accepted \(text) with \(token ?? "no file")")
             } catch {
                 #expect(error.message.contains("bearer_token_file"), "\(error)")
