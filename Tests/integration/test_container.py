@@ -127,7 +127,7 @@ dependent_startup_wait_for=portsyncd:running
 
 # One stderr line of portsyncd outside the journal: time, level, message (PortsyncLogHandler.writeLine).
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z? (trace|debug|info|notice|warning|error|critical) \S")
-# What syslog(3) sends: <PRI>Mmm dd hh:mm:ss TAG: MESSAGE (the tag is supervisord's program name).
+# What syslog(3) sends: <PRI>Mmm dd hh:mm:ss TAG: MESSAGE (supervisord's tag: the name it was run by).
 SYSLOG_DATAGRAM = re.compile(r"^<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d ([^:]+): (.*)$", re.S)
 
 
@@ -310,7 +310,7 @@ class SwssContainer:
         return wait_for(recorded, timeout=timeout, what=f"the exit listener to record {event} for {process}")
 
     def diagnostics(self) -> str:
-        parts = [f"--- supervisord.log\n" + "\n".join(self.supervisord_log()[-40:])]
+        parts = ["--- supervisord.log\n" + "\n".join(self.supervisord_log()[-40:])]
         for path in sorted(self.dir.glob("*.log")) + [self.dir / "supervisord.out"]:
             if path.name != "supervisord.log" and path.exists():
                 parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
