@@ -5,9 +5,15 @@ CONFIGURATION ?= debug
 BIN := .build/$(CONFIGURATION)/portsyncd
 
 APT_PACKAGES := libmnl-dev libhiredis-dev libsystemd-dev redis-server redis-tools pkg-config iproute2 python3 python3-pip systemd
-# Tests only (not for `make install`): headless Chromium for the dashboard test, promtool for the metrics lint.
-TEST_APT_PACKAGES := chromium prometheus
-PY_PACKAGES := redis pytest prometheus-client websockets jsonschema schemathesis
+# Tests only (not for `make install`): headless Chromium for the dashboard test, promtool for the metrics lint,
+# supervisord for the swss container test.
+TEST_APT_PACKAGES := chromium prometheus supervisor
+PY_PACKAGES := redis pytest prometheus-client websockets jsonschema
+# Tests only: the schema-driven fuzzer of the HTTP API.
+TEST_PY_PACKAGES := schemathesis
+# SONiC's supervisord plugin, for the interpreter that runs Debian's supervisord (its #! line), which need not be
+# the python3 on PATH.
+SUPERVISOR_PY_PACKAGES := supervisord-dependent-startup
 # The Python client (clients/python), installed editable: the integration tests run its portsyncd-watch command.
 CLIENT := clients/python
 
@@ -18,9 +24,11 @@ all: build
 deps:
 	@scripts/install-deps.sh $(APT_PACKAGES) -- $(PY_PACKAGES)
 
-# What only the tests need: Chromium, promtool and the Python client.
+# What only the tests need: Chromium, promtool, supervisord and its plugin, and the Python client.
 test-deps: deps
-	@scripts/install-deps.sh $(TEST_APT_PACKAGES) --
+	@scripts/install-deps.sh $(TEST_APT_PACKAGES) -- $(TEST_PY_PACKAGES)
+	@PYTHON=$$(sed -n '1{s/^#! *//;s|^/usr/bin/env  *||;p;}' "$$(command -v supervisord)") \
+		scripts/install-deps.sh -- $(SUPERVISOR_PY_PACKAGES)
 	@python3 -c 'import portsyncd_client as c, sys; sys.exit(not c.__file__.startswith("$(CURDIR)/$(CLIENT)/"))' \
 		2>/dev/null || { echo "install-deps: installing $(CLIENT) (editable)"; \
 		python3 -m pip install -q -e $(CLIENT) 2>/dev/null \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what portsyncd needs to build, run and test, and says what it installs.
 # Usage: install-deps.sh APT_PACKAGE... -- PYTHON_PACKAGE...
+# The Python packages go to the interpreter $PYTHON (default: the python3 on PATH).
 set -euo pipefail
+python=${PYTHON:-python3}
 apt_wanted=() py_wanted=() side=apt
 for arg in "$@"; do
     if [ "$arg" = "--" ]; then side=py; continue; fi
@@ -25,10 +27,10 @@ fi
 
 py_missing=()
 for package in "${py_wanted[@]}"; do
-    python3 -c "import ${package//-/_}" 2>/dev/null || py_missing+=("$package")  # module names use _
+    "$python" -c "import ${package//-/_}" 2>/dev/null || py_missing+=("$package")  # module names use _
 done
 if [ ${#py_missing[@]} -gt 0 ]; then
-    echo "install-deps: installing Python packages: ${py_missing[*]}"
-    python3 -m pip install -q "${py_missing[@]}" 2>/dev/null \
-        || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
+    echo "install-deps: installing Python packages for $python: ${py_missing[*]}"
+    "$python" -m pip install -q "${py_missing[@]}" 2>/dev/null \
+        || "$python" -m pip install -q --break-system-packages "${py_missing[@]}"
 fi

@@ -363,10 +363,11 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         return old
     }
 
-    /// Exit 0 once stream clients have their final `shutdown` event and their connections are closed cleanly
-    /// (at most a second for each step).
-    private func exitAfterStreams() {
+    /// Ends a stop by `signal` once stream clients have their final `shutdown` event and their connections are
+    /// closed cleanly (at most a second for each step).
+    private func exitAfterStreams(signal number: Int32) {
         let drainable = self.drainable
+        let notifier = self.notifier
         self.events.afterSubscribersLeave(timeoutMs: 1000) {
             let group = DispatchGroup()
             for worker in drainable {
@@ -374,8 +375,26 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
                 worker.drain(timeoutMs: 1000) { group.leave() }
             }
             // Not the main queue: a notify socket nobody reads can hold it in sd_notify (STOPPING=1).
-            group.notify(queue: .global()) { exit(0) }
+            group.notify(queue: .global()) { Self.exitStopped(signal: number, underSystemd: notifier.isConnected) }
         }
+    }
+
+    /// The end of a stop by `SIGTERM` or `SIGINT`, once everything is written. Under systemd: status 0, a clean
+    /// stop. Without systemd (SONiC's swss container, under supervisord): death by that signal, as SONiC's own
+    /// portsyncd dies, having left the signal's default action in place. supervisord counts status 0 as an
+    /// expected exit, and SONiC's critical-process listener acts only on an unexpected one, so an exit 0 would
+    /// leave the container running without portsyncd. (A stop that supervisord asked for is a stop whatever
+    /// the status.)
+    private static func exitStopped(signal number: Int32, underSystemd: Bool) -> Never {
+        guard !underSystemd else { exit(0) }
+        signal(number, SIG_DFL)
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        sigaddset(&unblocked, number)
+        pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
+        raise(number)
+        // Still here: PID 1 of a PID namespace is not killed by its own signals. The shell's status for it.
+        _exit(128 + number)
     }
 
     private func fatal(_ message: String) -> Never {
@@ -661,7 +680,9 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
             self.notifier.extendTimeout(microseconds: UInt64(timeoutMs + 1000) * 1000)
             self.shuttingDown = true
             self.monitor?.stop()
-            guard let writer = self.writer, let pipeline = self.monitor?.pipeline else { exit(0) }
+            guard let writer = self.writer, let pipeline = self.monitor?.pipeline else {
+                Self.exitStopped(signal: number, underSystemd: self.notifier.isConnected)
+            }
             pipeline.pump()
             writer.endOfBatch()
             func exitWhenDrained() {
@@ -675,7 +696,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
                     self.logSnapshot()
                     // Nothing more to write: a Redis that goes away while the streams close is not an error.
                     writer.stop()
-                    self.exitAfterStreams()
+                    self.exitAfterStreams(signal: number)
                 }
             }
             exitWhenDrained()
@@ -686,7 +707,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
                     "Shutdown timeout (\(timeoutMs) ms): \(unwritten) port updates may not be in Redis",
                     metadata: ["EVENT": "stop"])
                 self.logSnapshot()
-                self.exitAfterStreams()
+                self.exitAfterStreams(signal: number)
             }
         }
     }

@@ -41,6 +41,12 @@ public struct SystemdNotifier: Sendable {
         return sent >= 0
     }
 
+    /// Whether systemd gave a notification socket (`NOTIFY_SOCKET`): the daemon runs as a systemd service.
+    public var isConnected: Bool {
+        guard let path = getenv("NOTIFY_SOCKET") else { return false }
+        return path.pointee != 0
+    }
+
     public func ready(status: String) { self.notify("READY=1\nSTATUS=\(Self.clean(status))") }
     public func status(_ status: String) { self.notify("STATUS=\(Self.clean(status))") }
     public func watchdog() { self.notify("WATCHDOG=1") }
