@@ -151,7 +151,9 @@ def test_a_connection_flood_during_a_flap_storm_and_a_redis_restart(rig):
         rig.redis.kill()
         rig.redis.start(seed={
             CONFIG_DB: {f"PORT|{name}": default_port_fields(i) for i, name in enumerate(names)},
-            APPL_DB: {f"PORT_TABLE:{name}": default_port_fields(i) for i, name in enumerate(names)}})
+            APPL_DB: {**{f"PORT_TABLE:{name}": default_port_fields(i) for i, name in enumerate(names)},
+                      "PORT_TABLE:PortConfigDone": {"count": str(len(names))},
+                      "PORT_TABLE:PortInitDone": {"lanes": "0"}}})
         rig.reset_clients()
         silent, failed_silent = open_connections(rig.ns.name, api.port, 2000)
         held += silent
