@@ -8,6 +8,10 @@ import Testing
 /// `mtu-change` (to 1500), `portchannel-create` (a `PortChannel0001` veth), `bridge-enslave` (creates `Bridge`),
 /// `bridge-master` (`Ethernet0` master `Bridge`), `bridge-release`, `veth-delete`, and `dump` (the multipart
 /// `RTM_GETLINK` reply to a request with sequence 42, ending in `NLMSG_DONE`).
+///
+/// Two more sets live in subdirectories, so that the set above (which the decoder tests and the benchmarks take
+/// whole) stays as it is: `groups/` (a port's link, address, route and neighbour traffic, and an `RTM_GETADDR`
+/// dump) and `portchannel/` (the life of a `PortChannel9` veth). The script's docstring lists their steps.
 struct Fixture: Sendable, CustomStringConvertible {
     /// The file name without `.bin`, for example `veth-create-1`.
     var name: String
@@ -26,10 +30,12 @@ enum Fixtures {
         try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
     }
 
-    /// Every fixture, ordered by step name, then by index within the step.
-    static func all() throws -> [Fixture] {
-        let files = try FileManager.default.contentsOfDirectory(
-            at: try self.directory(), includingPropertiesForKeys: nil)
+    /// Every fixture of the main set (or of the set in `subdirectory`), ordered by step name, then by index within
+    /// the step.
+    static func all(in subdirectory: String? = nil) throws -> [Fixture] {
+        var directory = try self.directory()
+        if let subdirectory { directory.appendPathComponent(subdirectory, isDirectory: true) }
+        let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
         var fixtures: [Fixture] = []
         for file in files where file.pathExtension == "bin" {
             let name = file.deletingPathExtension().lastPathComponent
@@ -44,8 +50,8 @@ enum Fixtures {
     }
 
     /// The datagrams of one capture step, in the order the kernel sent them.
-    static func step(_ step: String) throws -> [Fixture] {
-        let fixtures = try self.all().filter { $0.step == step }
+    static func step(_ step: String, in subdirectory: String? = nil) throws -> [Fixture] {
+        let fixtures = try self.all(in: subdirectory).filter { $0.step == step }
         try #require(!fixtures.isEmpty, "no fixture for step \(step)")
         return fixtures
     }

@@ -1,7 +1,7 @@
 import PortSyncCore
 import Testing
 
-/// SONiC's per-message rules (SONIC.md section g), each test named after its statement.
+/// SONiC's per-message rules (`docs/sonic-contract.md`), each test named after its statement.
 @Suite("LinkFilter")
 struct LinkFilterTests {
     static func message(

@@ -2,7 +2,8 @@ import Foundation
 import PortSyncCore
 import Testing
 
-/// The SONiC key names and the exact argument vectors of every write (SONIC.md a.2, a.3, statement 18).
+/// The SONiC key names and the exact argument vectors of every write (`docs/sonic-contract.md`: the key layout,
+/// statement 18).
 @Suite("SonicSchema")
 struct SonicSchemaTests {
     let schema = SonicSchema(databases: SonicDatabases(unixSocketPath: "/var/run/redis/redis.sock"))

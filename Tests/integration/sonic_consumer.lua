@@ -1,6 +1,6 @@
 -- sonic_consumer.lua: the consumer side of SONiC's producer/consumer state table protocol, the way
--- orchagent reads APPL_DB PORT_TABLE (see SONIC.md a.2, "Consumer side"). The integration tests run it to
--- play orchagent.
+-- orchagent reads APPL_DB PORT_TABLE (see docs/sonic-contract.md, "the consumer's pop"). The integration tests run
+-- it to play orchagent.
 --
 -- KEYS[1]  key set               PORT_TABLE_KEY_SET
 -- KEYS[2]  final-hash prefix     PORT_TABLE:

@@ -1,4 +1,4 @@
-"""The acceptance list of SONIC.md section (g): one or more tests per numbered statement, each named after it.
+"""The numbered statements of docs/sonic-contract.md: one or more tests per statement, each named after it.
 
 The daemon runs for real in a network namespace against a real redis-server; ports are veth pairs; the test
 plays orchagent (the consumer Lua script, or the APPL_DB final hash written directly).
@@ -6,6 +6,7 @@ plays orchagent (the consumer Lua script, or the APPL_DB final hash written dire
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -280,7 +281,7 @@ def test_s04_every_config_db_port_with_all_fields(rig):
 
 
 def test_s04_field_name_at_suffix_is_cut(rig):
-    """Statement 4 (a.4): a CONFIG_DB field name's `@...` suffix is cut off in the copy, as swss-common's
+    """Statement 4 (the start-up copy): a CONFIG_DB field name's `@...` suffix is cut off in the copy, as swss-common's
     Table::get does."""
     rig.configure_ports(["Ethernet0"], {"lanes": "1,2,3,4", "members@": "a,b", "x@y": "1"})
     rig.start()
@@ -672,27 +673,107 @@ def test_s12_multipart_dump_every_link_handled(rig):
 # 13. Only RTM_NEWLINK / RTM_DELLINK
 
 
+# What the kernel sends a socket joined to the neighbour, address and route groups (not the link group) while a port
+# gets addresses, routes and neighbours, forwarded byte for byte to the daemon's event socket: a netlink unicast from
+# this root process to the socket's port id, found from the daemon's descriptors and its namespace's netlink table.
+# Prints the number of messages forwarded, their types, and how many name the port (an RTM_NEWADDR's IFA_LABEL).
+FORWARD_NON_LINK_SCRIPT = r"""
+import json, os, re, socket, struct, subprocess, sys
+pid = int(sys.argv[1])
+inodes = set()
+for fd in os.listdir(f"/proc/{pid}/fd"):
+    try:
+        match = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+    except OSError:
+        continue
+    if match:
+        inodes.add(int(match.group(1)))
+events = []
+with open(f"/proc/{pid}/net/netlink") as table:
+    next(table)
+    for row in table:
+        sk, protocol, port_id, groups, *_, inode = row.split()
+        if int(protocol) == 0 and int(inode) in inodes and int(groups, 16) & 1:  # NETLINK_ROUTE, RTMGRP_LINK
+            events.append(int(port_id))
+assert len(events) == 1, f"the daemon's RTMGRP_LINK sockets: {events}"
+listener = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+listener.bind((0, 0x4 | 0x10 | 0x40 | 0x100 | 0x400))  # NEIGH, IPV4_IFADDR, IPV4_ROUTE, IPV6_IFADDR, IPV6_ROUTE
+for line in sys.argv[2:]:
+    subprocess.run(["ip", *line.split()], check=True)
+listener.settimeout(0.3)
+datagrams = []
+while True:
+    try:
+        datagrams.append(listener.recv(65536))
+    except socket.timeout:
+        break
+sender = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+sender.bind((0, 0))
+types, labelled, count = set(), 0, 0
+for datagram in datagrams:
+    sender.sendto(datagram, (events[0], 0))
+    offset = 0
+    while offset + 16 <= len(datagram):
+        length, kind = struct.unpack_from("=IH", datagram, offset)
+        types.add(kind)
+        count += 1
+        labelled += kind == 20 and b"Ethernet0\0" in datagram[offset:offset + length]
+        offset += (length + 3) & ~3
+print(json.dumps({"messages": count, "types": sorted(types), "labelled": labelled}))
+"""
+
+
+def other_messages(path, at_least=0) -> list | Miss:
+    """[n], n being the daemon's count of netlink messages that were neither RTM_NEWLINK nor RTM_DELLINK (from its
+    metrics file), once n >= at_least; a list, so that 0 is an answer for `wait_for`."""
+    text = path.read_text() if path.exists() else ""
+    match = re.search(r'^portsyncd_netlink_messages_total\{type="other"\} (\S+)$', text, re.M)
+    if not match:
+        return Miss("no metric yet")
+    count = int(float(match.group(1)))
+    return [count] if count >= at_least else Miss(count)
+
+
 def test_s13_non_link_rtnetlink_traffic_writes_nothing(rig):
-    """Statement 13: address, route and neighbour changes on a port (other rtnetlink message types) cause no
-    Redis write; only link messages do."""
-    rig.start()
+    """Statement 13: address, route and neighbour messages about a port (other rtnetlink types) cause no Redis
+    write; only link messages do.
+
+    The daemon's socket joins only RTMGRP_LINK, so the kernel alone never sends it these types, and changing
+    addresses, routes and neighbours proves nothing by itself. So the messages the kernel sent for those changes to
+    another socket are forwarded, byte for byte, to the daemon's socket, and its metrics show they arrived. Without
+    the type rule they would be taken for link messages: an RTM_NEWADDR carries the port's name where a link
+    message does (IFA_LABEL and IFLA_IFNAME are both attribute 3), and would delete its STATE_DB row.
+    (Tests/PortSyncCoreTests/CapturedRuleTests.swift has the same rule on captured datagrams, without a daemon.)"""
+    metrics = rig.tmp / "metrics.prom"
+    daemon = rig.start(config={"telemetry": {"metrics_file": str(metrics)}})
     rig.seed_appl("Ethernet0")
     rig.add_port("Ethernet0")
-    rig.wait_state_matches_kernel(["Ethernet0"])
+    # RUNNING comes from the kernel's link watch a moment after the carrier: before it, STATE_DB can equal the kernel
+    # (oper down) with one more NEWLINK still to come, which would land among the writes checked below.
+    wait_for(lambda: rig.ns.link("Ethernet0").running, what="Ethernet0 RUNNING in the kernel")
+    rig.wait_state_row("Ethernet0", {"state": "ok", "admin_status": "up", "netdev_oper_status": "up"})
     rig.barrier()
+    [before] = wait_for(lambda: other_messages(metrics), what="the daemon's metrics file")
     mark = rig.events.mark()
-    rig.ns.batch([
+    result = run(rig.ns.exec_argv(
+        "python3", "-c", FORWARD_NON_LINK_SCRIPT, str(daemon.pid),
         "addr add 192.0.2.1/24 dev Ethernet0",
         "route add 198.51.100.0/24 via 192.0.2.2 dev Ethernet0",
         "neigh add 192.0.2.2 lladdr 02:00:00:00:00:02 dev Ethernet0",
         "addr add 2001:db8::1/64 dev Ethernet0 nodad",
         "route del 198.51.100.0/24",
         "neigh del 192.0.2.2 dev Ethernet0",
-        "addr del 192.0.2.1/24 dev Ethernet0",
-    ])
-    rig.barrier()
+        "addr del 192.0.2.1/24 dev Ethernet0"))
+    forwarded = json.loads(result.stdout)
+    # RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH; some naming Ethernet0.
+    assert {20, 21, 24, 25, 28}.issubset(forwarded["types"]), forwarded
+    assert forwarded["labelled"] >= 1, forwarded
+    rig.barrier()  # the forwarded datagrams were queued on the daemon's socket before the sentinel's NEWLINK
     writes = [e for e in rig.events.since(mark) if b"Ethernet0" in e.key]
-    assert writes == []
+    assert writes == [], (forwarded, [line for line in daemon.log_lines() if "Ethernet0" in line][-6:])
+    assert rig.state_row("Ethernet0").get("state") == "ok"
+    wait_for(lambda: other_messages(metrics, at_least=before + forwarded["messages"]),
+             what=f"{forwarded['messages']} forwarded messages counted as other types")
     rig.ns.ip("link", "set", "dev", "Ethernet0", "mtu", "1400")
     rig.wait_state_row("Ethernet0", {"mtu": "1400"})
 
@@ -809,8 +890,9 @@ def test_s16_team_kind_is_ignored(rig):
     rig.seed_sentinel()
     result = rig.ns.ip("link", "add", "PortChannel0002", "type", "team", check=False)
     if result.returncode != 0:
-        pytest.skip(f"this kernel has no team driver ({result.stderr.decode().strip()}); "
-                    "test_s16_kind_rule_is_not_a_name_rule covers the closest real case")
+        pytest.skip(f"this kernel has no team driver ({result.stderr.decode().strip()}); s16CapturedTeam "
+                    "(Tests/PortSyncCoreTests/CapturedRuleTests.swift) runs the rule on real datagrams whose kind is "
+                    "rewritten to team, and test_s16_kind_rule_is_not_a_name_rule covers the closest real case")
     mark = rig.events.mark()
     rig.ns.ip("link", "set", "dev", "PortChannel0002", "up")
     rig.ns.ip("link", "del", "dev", "PortChannel0002")

@@ -1,7 +1,7 @@
 /// The names and commands of SONiC's port contract, built from the database layout.
 ///
 /// Every Redis write portsyncd makes is built here, as a `RedisCommand`, so the contract is in one file and can
-/// be tested without a server. See `ARCHITECTURE.md` ("The SONiC contract") for the statement each one serves.
+/// be tested without a server. See `docs/sonic-contract.md` for the statement each one serves.
 public struct SonicSchema: Sendable {
     public let databases: SonicDatabases
 

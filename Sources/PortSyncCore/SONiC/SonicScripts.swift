@@ -1,4 +1,4 @@
-/// The Lua scripts portsyncd loads into Redis, written from the protocol described in `ARCHITECTURE.md`.
+/// The Lua scripts portsyncd loads into Redis, written from the protocol described in `docs/sonic-contract.md`.
 public enum SonicScripts {
     /// APPL_DB producer set, with the KEYS/ARGV layout of SONiC's `ProducerStateTable::set`:
     /// KEYS = channel, key set, temporary hash × n; ARGV = message, key, f1, v1, … fn, vn.

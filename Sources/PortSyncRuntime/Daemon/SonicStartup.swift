@@ -1,8 +1,9 @@
 import Logging
 import PortSyncCore
 
-/// SONiC's start-up Redis work (section c.2 of the contract), over a blocking connection: every step needs the
-/// previous one's answer, and nothing else runs yet. Reads are pipelined, so 8192 ports cost a few round trips.
+/// SONiC's start-up Redis work (statements 1–6 and 22–23 of `docs/sonic-contract.md`), over a blocking connection:
+/// every step needs the previous one's answer, and nothing else runs yet. Reads are pipelined, so 8192 ports cost a
+/// few round trips.
 struct SonicStartup {
     let client: RedisBlockingClient
     let schema: SonicSchema
