@@ -30,109 +30,7 @@ public enum ConfigDecoder {
             }
             for entry in table.entries.sorted(by: { $0.key < $1.key }) {
                 let key = entry.key
-                let value = entry.value
-                let at = entry.keyPosition
-                func fail(_ message: String) -> ConfigError {
-                    ConfigError(file: file, line: at.line, column: at.column, message: message)
-                }
-                guard let setting = schema.first(where: { $0.section == section && $0.key == key }) else {
-                    let known = schema.filter { $0.section == section }.map(\.key).joined(separator: ", ")
-                    throw fail("unknown key \"\(key)\" in [\(section)] (known: \(known))")
-                }
-                let name = "\(section).\(key)"
-                switch setting.kind {
-                case .integer(let range, let path):
-                    guard let number = value.integer.flatMap({ Int(exactly: $0) }) else {
-                        throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
-                    }
-                    guard range.contains(number) else {
-                        throw fail("\(name) = \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
-                    }
-                    config[keyPath: path] = number
-                case .boolean(let path):
-                    guard let flag = value.boolean else {
-                        throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
-                    }
-                    config[keyPath: path] = flag
-                case .path(let path, let allowEmpty):
-                    guard let string = value.string else {
-                        throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
-                    }
-                    if string.isEmpty && !allowEmpty { throw fail("\(name) must not be empty") }
-                    if !string.isEmpty && !string.hasPrefix("/") {
-                        throw fail("\(name) = \"\(string)\" must be an absolute path")
-                    }
-                    if string.utf8.contains(0) { throw fail("\(name) must not contain a NUL byte") }
-                    config[keyPath: path] = string
-                case .choice(let allowed, let path):
-                    guard let string = value.string else {
-                        throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
-                    }
-                    guard allowed.contains(string) else {
-                        throw fail("\(name) = \"\(string)\" is not one of \(allowed.joined(separator: ", "))")
-                    }
-                    config[keyPath: path] = string
-                case .address(let path):
-                    guard let string = value.string else {
-                        throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
-                    }
-                    guard ConfigSetting.isIPAddress(string) else {
-                        throw fail("\(name) = \"\(string)\" is not an IPv4 or IPv6 address")
-                    }
-                    config[keyPath: path] = string
-                case .token(let path):
-                    guard let string = value.string else {
-                        throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
-                    }
-                    guard string.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }), string.utf8.count <= 256 else {
-                        throw fail("\(name) must be at most 256 printable ASCII characters without spaces")
-                    }
-                    config[keyPath: path] = string
-                case .integerList(let range, let count, let path):
-                    guard let array = value.array else {
-                        throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
-                    }
-                    var numbers: [Int] = []
-                    for element in array {
-                        guard let number = element.integer.flatMap({ Int(exactly: $0) }) else {
-                            throw fail("\(name) must contain integers only, not \(element.typeName)")
-                        }
-                        guard range.contains(number) else {
-                            throw fail(
-                                "\(name): \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
-                        }
-                        guard !numbers.contains(number) else { throw fail("\(name): \(number) is listed twice") }
-                        numbers.append(number)
-                    }
-                    guard count.contains(numbers.count) else {
-                        throw fail("\(name) must list \(count.lowerBound) to \(count.upperBound) values")
-                    }
-                    config[keyPath: path] = numbers.sorted()
-                case .alertRules(let path):
-                    guard let array = value.array else {
-                        throw fail("\(name) must be \(setting.typeName) ([[\(name)]]), not \(value.typeName)")
-                    }
-                    var rules: [AlertRule] = []
-                    for (index, element) in array.enumerated() {
-                        // A rule written as [[alerts.rules]] is reported at its header, an inline one at the key.
-                        let position = element.table?.definition == .header ? element.position : at
-                        do throws(AlertRuleDecoder.Failure) {
-                            let rule = try AlertRuleDecoder.decode(element, index: index)
-                            guard !rules.contains(where: { $0.name == rule.name }) else {
-                                throw AlertRuleDecoder.Failure("rule \"\(rule.name)\" is defined twice")
-                            }
-                            rules.append(rule)
-                        } catch {
-                            throw ConfigError(
-                                file: file, line: position.line, column: position.column,
-                                message: "\(name)[\(index)]: \(error.message)")
-                        }
-                    }
-                    guard rules.count <= AlertRuleDecoder.maximumRules else {
-                        throw fail("\(name): at most \(AlertRuleDecoder.maximumRules) rules")
-                    }
-                    config[keyPath: path] = rules
-                }
+                try Self.apply(entry.value, key: key, at: entry.keyPosition, section: section, file: file, to: &config)
             }
         }
         // Pairs of keys whose values must be ordered; the error points at the first key, or the second if the
@@ -175,6 +73,114 @@ public enum ConfigDecoder {
             throw ConfigError(file: file, line: at.line, column: at.column, message: message)
         }
         return config
+    }
+
+    /// Decodes one `key = value` of `[section]` into `config`.
+    private static func apply(
+        _ value: TOMLValue, key: String, at: TOMLPosition, section: String, file: String, to config: inout Config
+    ) throws(ConfigError) {
+        let schema = Config.schema
+        func fail(_ message: String) -> ConfigError {
+            ConfigError(file: file, line: at.line, column: at.column, message: message)
+        }
+        guard let setting = schema.first(where: { $0.section == section && $0.key == key }) else {
+            let known = schema.filter { $0.section == section }.map(\.key).joined(separator: ", ")
+            throw fail("unknown key \"\(key)\" in [\(section)] (known: \(known))")
+        }
+        let name = "\(section).\(key)"
+        switch setting.kind {
+        case .integer(let range, let path):
+            guard let number = value.integer.flatMap({ Int(exactly: $0) }) else {
+                throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
+            }
+            guard range.contains(number) else {
+                throw fail("\(name) = \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+            }
+            config[keyPath: path] = number
+        case .boolean(let path):
+            guard let flag = value.boolean else {
+                throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
+            }
+            config[keyPath: path] = flag
+        case .path(let path, let allowEmpty):
+            guard let string = value.string else {
+                throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
+            }
+            if string.isEmpty && !allowEmpty { throw fail("\(name) must not be empty") }
+            if !string.isEmpty && !string.hasPrefix("/") {
+                throw fail("\(name) = \"\(string)\" must be an absolute path")
+            }
+            if string.utf8.contains(0) { throw fail("\(name) must not contain a NUL byte") }
+            config[keyPath: path] = string
+        case .choice(let allowed, let path):
+            guard let string = value.string else {
+                throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
+            }
+            guard allowed.contains(string) else {
+                throw fail("\(name) = \"\(string)\" is not one of \(allowed.joined(separator: ", "))")
+            }
+            config[keyPath: path] = string
+        case .address(let path):
+            guard let string = value.string else {
+                throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
+            }
+            guard ConfigSetting.isIPAddress(string) else {
+                throw fail("\(name) = \"\(string)\" is not an IPv4 or IPv6 address")
+            }
+            config[keyPath: path] = string
+        case .token(let path):
+            guard let string = value.string else {
+                throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
+            }
+            guard string.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }), string.utf8.count <= 256 else {
+                throw fail("\(name) must be at most 256 printable ASCII characters without spaces")
+            }
+            config[keyPath: path] = string
+        case .integerList(let range, let count, let path):
+            guard let array = value.array else {
+                throw fail("\(name) must be \(setting.typeName), not \(value.typeName)")
+            }
+            var numbers: [Int] = []
+            for element in array {
+                guard let number = element.integer.flatMap({ Int(exactly: $0) }) else {
+                    throw fail("\(name) must contain integers only, not \(element.typeName)")
+                }
+                guard range.contains(number) else {
+                    throw fail(
+                        "\(name): \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+                }
+                guard !numbers.contains(number) else { throw fail("\(name): \(number) is listed twice") }
+                numbers.append(number)
+            }
+            guard count.contains(numbers.count) else {
+                throw fail("\(name) must list \(count.lowerBound) to \(count.upperBound) values")
+            }
+            config[keyPath: path] = numbers.sorted()
+        case .alertRules(let path):
+            guard let array = value.array else {
+                throw fail("\(name) must be \(setting.typeName) ([[\(name)]]), not \(value.typeName)")
+            }
+            var rules: [AlertRule] = []
+            for (index, element) in array.enumerated() {
+                // A rule written as [[alerts.rules]] is reported at its header, an inline one at the key.
+                let position = element.table?.definition == .header ? element.position : at
+                do throws(AlertRuleDecoder.Failure) {
+                    let rule = try AlertRuleDecoder.decode(element, index: index)
+                    guard !rules.contains(where: { $0.name == rule.name }) else {
+                        throw AlertRuleDecoder.Failure("rule \"\(rule.name)\" is defined twice")
+                    }
+                    rules.append(rule)
+                } catch {
+                    throw ConfigError(
+                        file: file, line: position.line, column: position.column,
+                        message: "\(name)[\(index)]: \(error.message)")
+                }
+            }
+            guard rules.count <= AlertRuleDecoder.maximumRules else {
+                throw fail("\(name): at most \(AlertRuleDecoder.maximumRules) rules")
+            }
+            config[keyPath: path] = rules
+        }
     }
 
     /// Where `key` of `section` is written, if it is.

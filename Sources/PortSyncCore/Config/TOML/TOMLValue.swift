@@ -73,32 +73,48 @@ public struct TOMLValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    // The accessors are not inlined: Swift 6.3's optimizer (CopyPropagation) fails on `ConfigDecoder.apply` with
+    // them inlined into its loops (an ownership verifier error at -O).
     public var string: String? {
-        if case .string(let value) = self.content { value } else { nil }
+        @inline(never) get {
+            if case .string(let value) = self.content { value } else { nil }
+        }
     }
 
     public var integer: Int64? {
-        if case .integer(let value) = self.content { value } else { nil }
+        @inline(never) get {
+            if case .integer(let value) = self.content { value } else { nil }
+        }
     }
 
     public var float: Double? {
-        if case .float(let value) = self.content { value } else { nil }
+        @inline(never) get {
+            if case .float(let value) = self.content { value } else { nil }
+        }
     }
 
     public var boolean: Bool? {
-        if case .boolean(let value) = self.content { value } else { nil }
+        @inline(never) get {
+            if case .boolean(let value) = self.content { value } else { nil }
+        }
     }
 
     public var dateTime: TOMLDateTime? {
-        if case .dateTime(let value) = self.content { value } else { nil }
+        @inline(never) get {
+            if case .dateTime(let value) = self.content { value } else { nil }
+        }
     }
 
     public var array: [TOMLValue]? {
-        if case .array(let value) = self.content { value } else { nil }
+        @inline(never) get {
+            if case .array(let value) = self.content { value } else { nil }
+        }
     }
 
     public var table: TOMLTable? {
-        if case .table(let value) = self.content { value } else { nil }
+        @inline(never) get {
+            if case .table(let value) = self.content { value } else { nil }
+        }
     }
 
     public var description: String {
