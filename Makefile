@@ -44,6 +44,8 @@ test: build lint test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
+	@# What `make install` and `make deb` build: the optimizer (-O) can fail where a debug build does not.
+	$(SWIFT) build -c release --product portsyncd
 
 test-unit: build
 	$(SWIFT) test
