@@ -1,0 +1,35 @@
+import Foundation
+import FuzzSupport
+import PortSyncCore
+
+/// The configuration file: any bytes either decode into a `Config` or throw a `ConfigError` that points into the
+/// text (line and column from 1, the line within the file), and decoding the same text twice gives the same result.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    let first = decode(text)
+    if case .failure(let error) = first {
+        let lines = text.utf8.lazy.filter { $0 == UInt8(ascii: "\n") }.count + 1
+        check(error.file == file, "the error names \(error.file)")
+        check(error.line >= 1 && error.column >= 1, "position \(error.line):\(error.column) is not from 1")
+        check(error.line <= lines, "line \(error.line) of a text of \(lines) lines")
+        check(!error.message.isEmpty, "an error without a message")
+    }
+    check(decode(text) == first, "decoding the same text twice differs")
+    return 0
+}
+
+let file = "/etc/sonic/portsyncd.conf"
+
+func decode(_ text: String) -> Result<Config, ConfigError> {
+    do throws(ConfigError) {
+        return .success(try ConfigDecoder.decode(text, file: file))
+    } catch {
+        return .failure(error)
+    }
+}
+
+@main
+enum FuzzConfig {
+    static func main() { runFuzzer(fuzz) }
+}
