@@ -60,10 +60,11 @@ for target in $targets; do
     SWIFT_BACKTRACE=enable=no "$bin/$target" "$dir/corpus" -max_total_time="$seconds" -max_len="$max_len" \
         -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" $extra \
         >"$dir/log" 2>&1 || status=$?
+    # Absent when the fuzzer stopped early (a crash among the seeds): then they stay empty.
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -n 1)
-    initial=$(grep -o 'INITED cov: [0-9]*' "$dir/log" | grep -o '[0-9]*$' | head -n 1)
-    final=$(grep -o '^#[0-9]*.*cov: [0-9]*' "$dir/log" | grep -o 'cov: [0-9]*' | tail -n 1 | grep -o '[0-9]*')
+    initial=$(sed -n 's/^#[0-9]*[[:space:]]*INITED cov: \([0-9]*\).*/\1/p' "$dir/log" | head -n 1)
+    final=$(sed -n 's/^#[0-9]*[[:space:]].* cov: \([0-9]*\).*/\1/p' "$dir/log" | tail -n 1)
     findings=$(find "$dir/artifacts" -type f | wc -l)
     if ((status != 0)) || ((findings > 0)); then
         failed=1
