@@ -18,7 +18,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -32,11 +31,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
         // Pure domain: no I/O, no C libraries.
-        .target(
-            name: "PortSyncCore",
-            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
-            swiftSettings: strict
-        ),
+        .target(name: "PortSyncCore", swiftSettings: strict),
         // Every C call, socket and Dispatch source.
         .target(
             name: "PortSyncRuntime",
@@ -71,6 +66,8 @@ let package = Package(
         // `make bench`: the decoder and filter over the captured kernel datagrams, and the Redis writer's throughput.
         .executableTarget(
             name: "portsyncd-bench", dependencies: ["PortSyncCore", "PortSyncRuntime"], swiftSettings: strict),
+        // The TOML parser alone, as JSON (toml-test's tagged form), for the differential test against tomllib.
+        .executableTarget(name: "portsyncd-toml", dependencies: ["PortSyncCore"], swiftSettings: strict),
         .testTarget(
             name: "PortSyncCoreTests", dependencies: ["PortSyncCore"], resources: [.copy("Fixtures")],
             swiftSettings: strict),

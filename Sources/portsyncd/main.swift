@@ -18,29 +18,45 @@ struct PortsyncdCommand: ParsableCommand {
         version: PortsyncdVersion.string
     )
 
-    @Option(name: .long, help: ArgumentHelp("The TOML configuration file (missing means defaults).", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The TOML configuration file (only the default may be missing: then the defaults apply).",
+            valueName: "path"))
     var config: String = ConfigFile.defaultPath
 
     @Flag(name: .long, help: "Validate the configuration file and exit: 0 if valid, 1 if not.")
     var checkConfig = false
 
     func run() throws {
-        let config: Config
+        // The unit names the default path too (`--config /etc/sonic/portsyncd.conf`): it may be missing either way.
+        let missingMeansDefaults = self.config == ConfigFile.defaultPath
+        let loaded: Config?
         do {
-            config = try ConfigFile.load(self.config)
+            loaded = try ConfigFile.load(self.config, missingMeansDefaults: missingMeansDefaults)
         } catch {
             FileHandle.standardError.write(Data("portsyncd: invalid configuration: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        let config = loaded ?? Config()
         if self.checkConfig {
-            FileHandle.standardError.write(Data("portsyncd: \(self.config): configuration is valid\n".utf8))
+            let verdict = loaded == nil ? "no such file; the defaults are in use" : "configuration is valid"
+            FileHandle.standardError.write(Data("portsyncd: \(self.config): \(verdict)\n".utf8))
             return
         }
         let level = LogLevelBox(Logger.Level(rawValue: config.log.level) ?? .notice)
         let destination = LogDestination.detect()
         LoggingSystem.bootstrap { label in PortsyncLogHandler(label: label, destination: destination, level: level) }
         let logger = Logger(label: "portsyncd")
-        Daemon(config: config, configPath: self.config, logLevel: level, logger: logger) { daemon in
+        if loaded == nil {
+            logger.notice(
+                "No configuration file at \(self.config); the defaults are in use",
+                metadata: ["EVENT": "config_defaults", "CONFIG_FILE": .string(self.config)])
+        }
+        Daemon(
+            config: config, configPath: self.config, missingConfigMeansDefaults: missingMeansDefaults,
+            logLevel: level, logger: logger
+        ) { daemon in
             config.http.enabled ? [HTTPServer(settings: config.http, daemon: daemon, logger: logger)] : []
         }.run()
     }

@@ -256,6 +256,9 @@ struct ConfigDecoderTests {
             label: "syntax error: unclosed table header", text: "[redis\nunix_socket = \"\"\n", line: 1, column: 7,
             message: "Error while parsing table header", syntax: true),
         .init(
+            label: "syntax error: [[[ (it crashed the C++ parser used before)", text: "[redis]\n[[[ broken\n", line: 2,
+            column: 3, message: "Error while parsing array-of-tables header: expected a bare key", syntax: true),
+        .init(
             label: "syntax error: missing value", text: "[redis]\nunix_socket = \n", line: 2, column: 15,
             message: "expected value", syntax: true),
         .init(

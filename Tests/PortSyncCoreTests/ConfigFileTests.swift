@@ -130,11 +130,16 @@ struct ConfigFileTests {
 
     @Test("A path with a NUL byte is refused, not cut short")
     func nulInPath() {
-        // TOML allows "\u0000" in a string, but TOMLKit hands strings over as C strings, which would cut the value
-        // at the NUL ("/a\u0000b" would become "/a"): the decoder refuses the escape itself, where it is written.
+        // TOML allows "\u0000" in a string, but no setting has a use for it (a path handed to a C call would be cut
+        // at the NUL: "/a\u0000b" would open "/a"): the decoder refuses the escape itself, where it is written.
         let text = "[redis]\ndatabase_config = \"/a\\u0000b\"\n"
         let error = #expect(throws: ConfigError.self) { try ConfigDecoder.decode(text, file: "portsyncd.toml") }
         #expect(error?.message == "a NUL character (\\u0000) is not allowed")
         #expect(error?.line == 2 && error?.column == 22)
+        // In any string, and in a key.
+        for (text, column) in [("[log]\nlevel = \"in\\U00000000fo\"\n", 12), ("[log]\n\"lev\\u0000el\" = 1\n", 5)] {
+            let error = #expect(throws: ConfigError.self) { try ConfigDecoder.decode(text, file: "portsyncd.toml") }
+            #expect(error?.description == "portsyncd.toml:2:\(column): a NUL character (\\u0000) is not allowed")
+        }
     }
 }

@@ -1,5 +1,3 @@
-internal import TOMLKit
-
 /// One `[[alerts.rules]]` table: its keys, their types and ranges, and what each condition needs.
 ///
 /// ```toml
@@ -27,9 +25,9 @@ enum AlertRuleDecoder {
         "speed_mbps",
     ]
 
-    static func decode(_ value: any TOMLValueConvertible, index: Int) throws(Failure) -> AlertRule {
-        guard value.type == .table, let table = value.table else {
-            throw Failure("a rule must be a table, not \(value.type)")
+    static func decode(_ value: TOMLValue, index: Int) throws(Failure) -> AlertRule {
+        guard let table = value.table else {
+            throw Failure("a rule must be a table, not \(value.typeName)")
         }
         for key in table.keys.sorted() where !Self.keys.contains(key) {
             throw Failure("unknown key \"\(key)\" (known: \(Self.keys.joined(separator: ", ")))")
@@ -66,8 +64,8 @@ enum AlertRuleDecoder {
         let cooldownMs = try Self.integer(table, "cooldown_ms", 0...86_400_000, rule: name) ?? 0
         var autoResolve = true
         if let flag = table["auto_resolve"] {
-            guard flag.type == .bool, let bool = flag.bool else {
-                throw Failure("rule \"\(name)\": auto_resolve must be a boolean, not \(flag.type)")
+            guard let bool = flag.boolean else {
+                throw Failure("rule \"\(name)\": auto_resolve must be a boolean, not \(flag.typeName)")
             }
             autoResolve = bool
         }
@@ -115,8 +113,8 @@ enum AlertRuleDecoder {
 
     private static func string(_ table: TOMLTable, _ key: String) throws(Failure) -> String? {
         guard let value = table[key] else { return nil }
-        guard value.type == .string, let string = value.string else {
-            throw Failure("\(key) must be a string, not \(value.type)")
+        guard let string = value.string else {
+            throw Failure("\(key) must be a string, not \(value.typeName)")
         }
         return string
     }
@@ -124,12 +122,12 @@ enum AlertRuleDecoder {
     private static func number(_ table: TOMLTable, _ key: String, rule: String) throws(Failure) -> Double? {
         guard let value = table[key] else { return nil }
         let number: Double? =
-            switch value.type {
-            case .int: value.int.map(Double.init)
-            case .double: value.double
+            switch value.content {
+            case .integer(let integer): Double(integer)
+            case .float(let float): float
             default: nil
             }
-        guard let number else { throw Failure("rule \"\(rule)\": \(key) must be a number, not \(value.type)") }
+        guard let number else { throw Failure("rule \"\(rule)\": \(key) must be a number, not \(value.typeName)") }
         guard number.isFinite, number >= 0, number <= 1e15 else {
             throw Failure("rule \"\(rule)\": \(key) = \(number) is out of range 0...1e15")
         }
@@ -140,8 +138,8 @@ enum AlertRuleDecoder {
         throws(Failure) -> Int?
     {
         guard let value = table[key] else { return nil }
-        guard value.type == .int, let number = value.int else {
-            throw Failure("rule \"\(rule)\": \(key) must be an integer, not \(value.type)")
+        guard let number = value.integer.flatMap({ Int(exactly: $0) }) else {
+            throw Failure("rule \"\(rule)\": \(key) must be an integer, not \(value.typeName)")
         }
         guard range.contains(number) else {
             throw Failure(

@@ -284,6 +284,14 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
-    /// `file:line:col: message`, the way compilers say it.
-    public var description: String { "\(self.file):\(self.line):\(self.column): \(self.message)" }
+    /// An error about the file as a whole, such as one that cannot be read: line and column are 0.
+    public init(file: String, message: String) {
+        self.init(file: file, line: 0, column: 0, message: message)
+    }
+
+    /// `file:line:col: message`, the way compilers say it; `file: message` for the file as a whole.
+    public var description: String {
+        self.line > 0
+            ? "\(self.file):\(self.line):\(self.column): \(self.message)" : "\(self.file): \(self.message)"
+    }
 }

@@ -7,14 +7,17 @@ import PortSyncCore
 /// `IN_CLOSE_WRITE` and `IN_MOVED_TO`, so editors' atomic saves are seen) and a periodic check of mtime and content.
 ///
 /// Parse → validate → diff → apply: a valid file is applied to every worker (`apply`), and the journal lists the
-/// changed keys, those applied and those that need a restart. An invalid file keeps the running configuration: the
-/// journal gives `file:line:col` and the reason, `STATUS=` shows it, and `config_last_reload_successful` is 0 until
-/// a valid file is loaded. systemd sees `RELOADING=1` (with `MONOTONIC_USEC=`) then `READY=1` either way.
+/// changed keys, those applied and those that need a restart. An invalid file, or one that cannot be read, keeps
+/// the running configuration: the journal gives `file:line:col` (or the path) and the reason, `STATUS=` shows it,
+/// and `config_last_reload_successful` is 0 until a valid file is loaded. Nothing at the default path means the
+/// defaults, as at start-up. systemd sees `RELOADING=1` (with `MONOTONIC_USEC=`) then `READY=1` either way.
 final class ConfigWorker: SupervisedWorker, @unchecked Sendable {
     let name = "config"
     let criticality = WorkerCriticality.important
     let queue = DispatchQueue(label: "portsyncd.config")
     private let path: String
+    /// Whether nothing at `path` means the defaults (the default path) rather than an error.
+    private let missingMeansDefaults: Bool
     private let notifier: SystemdNotifier
     private let logger: Logger
     private let apply: (Config, Config) -> Void
@@ -34,10 +37,11 @@ final class ConfigWorker: SupervisedWorker, @unchecked Sendable {
     ///   - apply: applies a valid new configuration (old, new) to the workers; runs on the config queue.
     ///   - reported: the outcome of each reload, for telemetry.
     init(
-        path: String, config: Config, notifier: SystemdNotifier, logger: Logger,
+        path: String, missingMeansDefaults: Bool, config: Config, notifier: SystemdNotifier, logger: Logger,
         apply: @escaping (Config, Config) -> Void, reported: @escaping (DaemonReport.Reload) -> Void
     ) {
         self.path = path
+        self.missingMeansDefaults = missingMeansDefaults
         self.config = config
         self.startConfig = config
         self.notifier = notifier
@@ -82,21 +86,31 @@ final class ConfigWorker: SupervisedWorker, @unchecked Sendable {
             self.notifier.notify("READY=1")
             self.reported(self.state)
         }
-        let newConfig: Config
+        let loaded: Config?
         do {
-            newConfig = try ConfigFile.load(self.path)
+            loaded = try ConfigFile.load(self.path, missingMeansDefaults: self.missingMeansDefaults)
         } catch {
             self.state.successful = false
             self.state.error = error.description
             self.onReload(.init(successful: false, error: error.description))
-            self.logger.error(
-                "Reload refused, keeping the old configuration: \(error)",
-                metadata: [
-                    "EVENT": "reload_failed", "CONFIG_FILE": .string(error.file), "CONFIG_LINE": "\(error.line)",
-                    "CONFIG_COLUMN": "\(error.column)",
-                ])
+            var metadata: Logger.Metadata = ["EVENT": "reload_failed", "CONFIG_FILE": .string(error.file)]
+            if error.line > 0 {
+                metadata["CONFIG_LINE"] = "\(error.line)"
+                metadata["CONFIG_COLUMN"] = "\(error.column)"
+            }
+            self.logger.error("Reload refused, keeping the old configuration: \(error)", metadata: metadata)
             return
         }
+        if loaded == nil {
+            self.logger.notice(
+                "No configuration file at \(self.path); the defaults are in use",
+                metadata: ["EVENT": "config_defaults", "CONFIG_FILE": .string(self.path)])
+        }
+        self.applied(loaded ?? Config())
+    }
+
+    /// Applies a valid configuration read by `reload`, and reports it.
+    private func applied(_ newConfig: Config) {
         let old = self.config
         let changed = newConfig.changedKeys(from: old)
         let applied = changed.filter { Config.appliedOnReload.contains($0) }

@@ -68,7 +68,7 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     private var oldInterfaceNames: Set<String> = []
 
     public init(
-        config: Config, configPath: String, logLevel: LogLevelBox, logger: Logger,
+        config: Config, configPath: String, missingConfigMeansDefaults: Bool, logLevel: LogLevelBox, logger: Logger,
         extraWorkers: @escaping (Daemon) -> [any SupervisedWorker] = { _ in [] }
     ) {
         self.portPathGate = PortPathGate(
@@ -106,7 +106,8 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         telemetry.attach(self.supervisor)
         self.telemetry = telemetry
         self.configWorker = ConfigWorker(
-            path: configPath, config: config, notifier: notifier, logger: logger,
+            path: configPath, missingMeansDefaults: missingConfigMeansDefaults, config: config, notifier: notifier,
+            logger: logger,
             apply: { old, new in owner.daemon?.apply(old: old, new: new) },
             reported: { reload in telemetry.reloaded(reload) })
         let thresholds = ThresholdWorker(config: config, logger: logger) { thresholds in
