@@ -10,7 +10,7 @@ TEST_APT_PACKAGES := chromium prometheus
 PY_PACKAGES := redis pytest prometheus-client websockets jsonschema
 # The Python client (clients/python), installed editable: the integration tests run its portsyncd-watch command.
 CLIENT := clients/python
-# Seconds of fuzzing in `make fuzz` (scripts/fuzz.sh splits them among the fuzzers).
+# Seconds of fuzzing at the end of `make test` and in `make fuzz` (scripts/fuzz.sh splits them among the fuzzers).
 FUZZ_SECONDS ?= 60
 FUZZ_SOURCES := Fuzz/Package.swift Fuzz/FuzzSupport Fuzz/FuzzConfig Fuzz/FuzzNetlink Fuzz/FuzzDatabaseConfig
 
@@ -39,6 +39,7 @@ test: build lint test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
+	SWIFT=$(SWIFT) scripts/fuzz.sh $(FUZZ_SECONDS)
 
 test-unit: build
 	$(SWIFT) test

@@ -25,8 +25,14 @@ build=(build -c debug --package-path Fuzz --scratch-path Fuzz/.build -Xswiftc -s
 started=$SECONDS
 echo "fuzz: building the harnesses (swift ${build[*]})"
 if ! build_log=$("$SWIFT" "${build[@]}" 2>&1); then
-    grep -v 'ld.gold: warning: Cannot export local symbol' <<<"$build_log" | tail -n 40 >&2
-    exit 1
+    # A build directory left from before a change of the main package's dependencies can fail to build: once more
+    # from scratch.
+    echo "fuzz: the build failed; once more from a clean Fuzz/.build"
+    rm -rf Fuzz/.build
+    if ! build_log=$("$SWIFT" "${build[@]}" 2>&1); then
+        grep -v 'ld.gold: warning: Cannot export local symbol' <<<"$build_log" | tail -n 40 >&2
+        exit 1
+    fi
 fi
 bin=$("$SWIFT" "${build[@]}" --show-bin-path)
 echo "fuzz: built in $((SECONDS - started)) s"
