@@ -16,8 +16,11 @@ TEST_PY_PACKAGES := schemathesis
 SUPERVISOR_PY_PACKAGES := supervisord-dependent-startup
 # The Python client (clients/python), installed editable: the integration tests run its portsyncd-watch command.
 CLIENT := clients/python
+# Seconds of fuzzing at the end of `make test` and in `make fuzz` (scripts/fuzz.sh splits them among the fuzzers).
+FUZZ_SECONDS ?= 60
+FUZZ_SOURCES := Fuzz/Package.swift Fuzz/FuzzSupport Fuzz/FuzzConfig Fuzz/FuzzNetlink Fuzz/FuzzDatabaseConfig
 
-.PHONY: all deps test-deps build run run-system install test test-unit test-integration bench format lint clean
+.PHONY: all deps test-deps build run run-system install test test-unit test-integration bench fuzz format lint clean
 
 all: build
 
@@ -46,6 +49,7 @@ test: build lint test-deps
 	PORTSYNCD_BIN=$(BIN) python3 -m pytest -q Tests/integration
 	@# What `make install` and `make deb` build: the optimizer (-O) can fail where a debug build does not.
 	$(SWIFT) build -c release --product portsyncd
+	SWIFT=$(SWIFT) scripts/fuzz.sh $(FUZZ_SECONDS)
 
 test-unit: build
 	$(SWIFT) test
@@ -56,14 +60,20 @@ test-integration: build test-deps
 bench: deps
 	scripts/bench.sh
 
+# The parsers of outside input under libFuzzer (the Fuzz/ package): the config file, netlink, database_config.json.
+fuzz:
+	SWIFT=$(SWIFT) scripts/fuzz.sh $(FUZZ_SECONDS)
+
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Package.swift Benchmarks/Package.swift Benchmarks/PipelineBenchmarks
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift Benchmarks/Package.swift Benchmarks/PipelineBenchmarks \
+		$(FUZZ_SOURCES)
 
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift Benchmarks/Package.swift Benchmarks/PipelineBenchmarks
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift Benchmarks/Package.swift Benchmarks/PipelineBenchmarks \
+		$(FUZZ_SOURCES)
 
 clean:
-	rm -rf .build .bench Benchmarks/.build
+	rm -rf .build .bench Benchmarks/.build Fuzz/.build
 
 install:
 	@scripts/install-deps.sh $(APT_PACKAGES) --

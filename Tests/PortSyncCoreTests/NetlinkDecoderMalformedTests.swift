@@ -83,6 +83,16 @@ struct NetlinkDecoderMalformedTests {
         #expect(message.name?.string == "Ethernet0123456")
     }
 
+    @Test("IFLA_IFNAME twice, even the same name: the prefilter judged the first, so the message is refused")
+    func repeatedName() {
+        let ifname = LinkAttribute.ifname
+        for second in ["Bridge", "Ethernet0", "Ethernet4"] {
+            #expect(
+                Self.decodeOne([B.name(second)])
+                    == .malformed(.invalidAttribute(attribute: ifname, reason: .repeated)), "\(second)")
+        }
+    }
+
     @Test("Fixed-size attributes of the wrong size")
     func wrongSizes() {
         #expect(

@@ -274,6 +274,19 @@ struct PipelineCoreTests {
         #expect(core.isDrained)
     }
 
+    /// Found by the netlink fuzzer (Fuzz/Corpus/netlink/repeated-ifname.bin): the prefilter judged the first
+    /// `IFLA_IFNAME` and the extract stage kept the last, so a non-port interface reached the writer.
+    @Test("core: a message naming its interface twice is refused at extract, not written under the second name")
+    func coreRepeatedName() {
+        var core = Self.core()
+        let datagram = NetlinkBuilder.link(
+            flags: 0x41, attributes: [NetlinkBuilder.name("PortChannel0001"), NetlinkBuilder.name("Bridge")])
+        datagram.withUnsafeBytes { core.process(datagram: $0, now: 1) }
+        #expect(core.observer.accepted.isEmpty)
+        #expect(core.observer.malformed == ["invalid_attribute"])
+        #expect(core.handoff.isEmpty && core.stages.total(.extract, .reject) == 1)
+    }
+
     @Test("core: a resync dump bypasses the hand-off, straight to the owner, counted as sent")
     func coreBypass() {
         var core = Self.core()

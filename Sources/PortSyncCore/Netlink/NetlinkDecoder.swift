@@ -32,6 +32,9 @@ public enum NetlinkDecodeError: Error, Sendable, Hashable, CustomStringConvertib
         case emptyName = "empty name"
         case nameTooLong = "name longer than IFNAMSIZ"
         case addressTooLong = "address longer than MAX_ADDR_LEN"
+        /// A second `IFLA_IFNAME`: the prefilter judges a message by its first name, so one message must not name
+        /// two interfaces (the kernel never repeats it).
+        case repeated = "given twice"
     }
 
     /// A short stable label for counters and log fields.
@@ -180,6 +183,7 @@ public enum NetlinkDecoder {
     ) -> NetlinkDecodeError? {
         switch type {
         case LinkAttribute.ifname:
+            guard link.name == nil else { return .invalidAttribute(attribute: type, reason: .repeated) }
             switch self.nulString(value) {
             case .success(let name): link.name = name
             case .failure(let reason): return .invalidAttribute(attribute: type, reason: reason)
