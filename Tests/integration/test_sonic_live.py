@@ -1,5 +1,6 @@
 """What SONiC changes under a running daemon: APPL_DB flushed (statement 33) and CONFIG_DB LOGGER|portsyncd
 (statement 34), with the shipped defaults."""
+import signal
 import time
 
 from conftest import APPL_DB, CONFIG_DB, Flapper, OrchagentEmulator, default_port_fields, port_name, wait_for
@@ -165,3 +166,20 @@ def test_logoutput_stdout_moves_the_lines_to_stdout(rig):
     rig.config_db.hset(b"LOGGER|portsyncd", b"LOGOUTPUT", b"SYSLOG")
     daemon.wait_log(r"Log output SYSLOG", timeout=3)
     assert daemon.stop() == 0
+
+
+def test_the_last_change_of_either_level_wins(rig):
+    """`[log] level` changed by a reload holds until LOGGER|portsyncd changes (the watcher does not put back the
+    level the table had when the daemon started), and then the table's new level holds."""
+    monitor = rig.monitor()
+    config_path = rig.write_config()
+    daemon = rig.start(config_path=config_path)
+    config_path.write_text(rig.write_config({"log": {"level": "info"}}).read_text())
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"Configuration reloaded: changed log\.level")
+    looks = len([c for c in monitor.snapshot() if c.name == "HMGET"])
+    wait_for(lambda: len([c for c in monitor.snapshot() if c.name == "HMGET"]) >= looks + 3,
+             what="three more looks of the watcher at LOGGER|portsyncd")
+    assert not any("Log level" in line for line in daemon.log_lines())
+    rig.config_db.hset(b"LOGGER|portsyncd", b"LOGLEVEL", b"DEBUG")
+    daemon.wait_log(r"Log level debug \(LOGLEVEL=DEBUG", timeout=3)

@@ -186,8 +186,8 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
     private func startUp(databases: SonicDatabases, client: RedisBlockingClient) throws {
         let schema = SonicSchema(databases: databases)
         let startup = SonicStartup(client: client, schema: schema, logger: self.logger)
-        let logger = try startup.linkLogger(level: self.config.log.level)
-        self.applyLogSettings(level: logger.level, output: logger.output)
+        let loggerRow = try startup.linkLogger(level: self.config.log.level)
+        self.applyLogSettings(level: loggerRow.level, output: loggerRow.output)
         let switchType = try startup.switchType()
         let (decision, configDonePresence, initDonePresence) = try startup.decideStartKind()
         let kind = decision.kind
@@ -305,7 +305,8 @@ public final class Daemon: DaemonQueries, @unchecked Sendable {
         self.supervisor.add(self.thresholds)
         let watcher = SonicWatcher(
             socketPath: databases.unixSocketPath ?? "", schema: schema, intervalMs: Self.sonicWatchIntervalMs,
-            armed: kind.isCold || configDonePresence.isPresent, logger: self.logger,
+            armed: kind.isCold || configDonePresence.isPresent, applied: (loggerRow.level, loggerRow.output),
+            logger: self.logger,
             flushed: { [weak self] in
                 guard let daemon = self else { return }
                 daemon.portQueue.async { daemon.applDBFlushed() }

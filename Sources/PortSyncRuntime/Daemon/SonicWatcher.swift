@@ -45,14 +45,19 @@ final class SonicWatcher: SupervisedWorker, @unchecked Sendable {
     private var lastFailure: String?
     private(set) var flushesSeen = 0
 
-    /// - Parameter armed: whether `PortConfigDone` is known to be in APPL_DB now (start-up wrote it or saw it), so
-    ///   that a flush before the first look counts.
+    /// - Parameters:
+    ///   - armed: whether `PortConfigDone` is known to be in APPL_DB now (start-up wrote it or saw it), so that a
+    ///     flush before the first look counts.
+    ///   - logSettings: `LOGGER|portsyncd`'s `LOGLEVEL` and `LOGOUTPUT` as start-up applied them: only a change
+    ///     from these is applied (a reload may have set the level since).
     init(
-        socketPath: String, schema: SonicSchema, intervalMs: Int, armed: Bool, logger: Logger,
+        socketPath: String, schema: SonicSchema, intervalMs: Int, armed: Bool,
+        applied: (level: String?, output: String?), logger: Logger,
         flushed: @escaping @Sendable () -> Void, logSettings: @escaping @Sendable (String?, String?) -> Void
     ) {
         self.socketPath = socketPath
         self.armed = armed
+        self.last = Observation(portConfigDone: armed, logLevel: applied.level, logOutput: applied.output)
         self.schema = schema
         self.intervalMs = intervalMs
         self.logger = logger
