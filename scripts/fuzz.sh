@@ -39,6 +39,7 @@ echo "fuzz: built in $((SECONDS - started)) s"
 
 work=$(mktemp -d /tmp/portsyncd-fuzz.XXXXXX)
 failed=0
+failures=0
 trap '((failed)) || rm -rf "$work"' EXIT
 
 # Per fuzzer: its seconds, seed corpus, -max_len and other flags.
@@ -74,6 +75,7 @@ for target in $targets; do
     findings=$(find "$dir/artifacts" -type f | wc -l)
     if ((status != 0)) || ((findings > 0)); then
         failed=1
+        failures=$((failures + 1))
         ((findings > 0)) || findings="exit $status"
         echo "fuzz: $target FAILED (exit $status); its log and reproducers are in $dir:" >&2
         grep -E 'ERROR: |invariant broken|Fatal error|SUMMARY|Test unit written' "$dir/log" | head -n 20 >&2 || true
@@ -87,6 +89,8 @@ done
 
 printf '\n%-20s %10s %8s %11s %6s %s\n' fuzzer runs execs/s coverage new crashes
 printf '%s\n' "${rows[@]}"
+# The closing line: fuzzers that ran their time without a finding, and those that did not.
+echo "fuzz: $((${#rows[@]} - failures)) passed, $failures failed"
 if ((failed)); then
     echo "fuzz: FAILED; logs and reproducers in $work" >&2
     exit 1
