@@ -152,8 +152,9 @@ def test_client_follows_a_daemon_restart_shutdown_reconnect_reset_snapshot_sync_
     epoch with `reset` (reason epoch_changed, the new epoch) as the very next event, then port states of the new
     epoch and `sync`, and the client's view then holds every port as the kernel has it (the MTU changed under
     the first daemon included); a change made after that arrives live, with an id of the new epoch."""
-    config = {"http": {"port": PORT}, "sonic": {"adopt_existing_interfaces": True}}
+    config = {"http": {"port": PORT}}  # the shipped [sonic]: the restart rejoins the running switch
     first = rig.start(config=config)
+    rig.orchagent_pop()
     first.wait_log(rf"HTTP API listening on .* HTTP_PORT={PORT}\b")
     rig.add_synced_ports(["Ethernet0", "Ethernet4"])
     watch = watcher()
@@ -369,9 +370,10 @@ def test_library_reset_drops_the_port_view_before_the_new_snapshot(rig):
     ports with their current state (an MTU changed while the daemon was down included), and `epoch` and
     `last_event_id` belong to the new daemon."""
     package = client_package()
-    config = {"http": {"port": PORT}, "sonic": {"adopt_existing_interfaces": True}}
+    config = {"http": {"port": PORT}}  # the shipped [sonic]: the restart rejoins the running switch
     rig.ns.ip("link", "set", "dev", "lo", "up")
     first = rig.start(config=config)
+    rig.orchagent_pop()
     rig.add_synced_ports(["Ethernet0", "Ethernet4", "Ethernet8"])
     events = []
     client = package.PortsyncClient(

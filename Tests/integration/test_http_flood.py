@@ -60,7 +60,7 @@ def thread_ticks(pid):
 def busiest_threads(pid, seconds=3.0):
     """Each thread's CPU use over `seconds`, in percent of one core, busiest first."""
     before = thread_ticks(pid)
-    time.sleep(seconds)
+    time.sleep(seconds)  # a measurement window: CPU use is ticks over a length of time, there is no event
     after = thread_ticks(pid)
     usage = []
     for tid, (name, ticks) in after.items():
@@ -83,7 +83,7 @@ class Sampler(threading.Thread):
         while not self.stopping.is_set():
             self.fd_peak = max(self.fd_peak, fd_count(self.pid))
             self.rss_peak = max(self.rss_peak, rss_kib(self.pid))
-            time.sleep(0.1)
+            self.stopping.wait(0.1)  # one sample per 100 ms until stopped
 
     def stop(self):
         self.stopping.set()
@@ -109,15 +109,9 @@ def open_connections(ns_name, port, count, payload=None, timeout=2.0):
 def first_answer_after(api, deadline_s=30.0):
     """Seconds until a new client gets an answer to GET /v1/health/live."""
     started = time.monotonic()
-    while time.monotonic() - started < deadline_s:
-        try:
-            status = api.get("/v1/health/live")[0]
-            if status == 200:
-                return time.monotonic() - started
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"no answer within {deadline_s} s")
+    wait_for(lambda: api.get("/v1/health/live")[0] == 200, timeout=deadline_s, interval=0.02, ignore=(OSError,),
+             what="an answer to a new client")
+    return time.monotonic() - started
 
 
 def report(name, figures):
@@ -204,7 +198,7 @@ def test_running_out_of_descriptors_backs_off_instead_of_spinning(rig):
     try:
         wait_for(lambda: fd_count(daemon.pid) >= limit - 2 or Miss(fd_count(daemon.pid)),
                  what="the daemon at its descriptor limit")
-        time.sleep(1.0)
+        daemon.wait_log(r"EVENT=http_accept_backoff", what="the accept loop backing off at the limit")
         usage = busiest_threads(daemon.pid, 3.0)
     finally:
         for sock in held:
